@@ -1,0 +1,271 @@
+//! `NativeDataset`: the core `Dataset` as a Python class. Selectors arrive as `(kind, payload)`
+//! tuples built by `slaf/_selectors.py`; arrays leave as `bytearray`s that numpy wraps without
+//! another copy.
+
+use std::collections::HashMap;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes};
+use slaf::{Csr, Dataset, Dense, Selector, Values};
+
+use crate::arrow_export::ArrowStream;
+use crate::errors::IntoPy;
+
+/// Native-endian bytes of a slice of plain numbers, written straight into a Python bytearray.
+trait Plain: Copy {
+    const SIZE: usize;
+    fn write(self, out: &mut [u8]);
+}
+macro_rules! plain {
+    ($($t:ty),*) => {$(
+        impl Plain for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            fn write(self, out: &mut [u8]) {
+                out.copy_from_slice(&self.to_ne_bytes());
+            }
+        }
+    )*};
+}
+plain!(i32, i64, u32, f32, f64);
+
+fn to_bytearray<'py, T: Plain>(py: Python<'py>, values: &[T]) -> PyResult<Bound<'py, PyByteArray>> {
+    PyByteArray::new_with(py, values.len() * T::SIZE, |out| {
+        for (chunk, &v) in out.chunks_exact_mut(T::SIZE).zip(values) {
+            v.write(chunk);
+        }
+        Ok(())
+    })
+}
+
+/// `(bytes, numpy dtype string)` of a value buffer.
+fn values_to_py<'py>(
+    py: Python<'py>,
+    values: &Values,
+) -> PyResult<(Bound<'py, PyByteArray>, &'static str)> {
+    match values {
+        Values::F32(v) => Ok((to_bytearray(py, v)?, "float32")),
+        Values::F64(v) => Ok((to_bytearray(py, v)?, "float64")),
+    }
+}
+
+type CsrParts<'py> = (
+    (usize, usize),
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    &'static str,
+);
+
+fn csr_to_py<'py>(py: Python<'py>, csr: &Csr) -> PyResult<CsrParts<'py>> {
+    let (data, dtype) = values_to_py(py, &csr.data)?;
+    Ok((
+        (csr.n_rows, csr.n_cols),
+        to_bytearray(py, &csr.indptr)?,
+        to_bytearray(py, &csr.indices)?,
+        data,
+        dtype,
+    ))
+}
+
+type DenseParts<'py> = ((usize, usize), Bound<'py, PyByteArray>, &'static str);
+
+fn dense_to_py<'py>(py: Python<'py>, dense: &Dense) -> PyResult<DenseParts<'py>> {
+    let (data, dtype) = values_to_py(py, &dense.data)?;
+    Ok(((dense.n_rows, dense.n_cols), data, dtype))
+}
+
+fn i64s(bytes: &[u8]) -> PyResult<Vec<i64>> {
+    if !bytes.len().is_multiple_of(8) {
+        return Err(PyValueError::new_err(
+            "integer selector bytes must hold int64 values",
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes")))
+        .collect())
+}
+
+/// Builds a core selector from the `(kind, payload)` tuple made in Python.
+fn selector(spec: &Bound<'_, PyAny>) -> PyResult<Selector> {
+    let (kind, payload): (String, Bound<'_, PyAny>) = spec.extract()?;
+    Ok(match kind.as_str() {
+        "all" => Selector::All,
+        "ids" => Selector::Ids(i64s(payload.cast::<PyBytes>()?.as_bytes())?),
+        "mask" => Selector::Mask(
+            payload
+                .cast::<PyBytes>()?
+                .as_bytes()
+                .iter()
+                .map(|&b| b != 0)
+                .collect(),
+        ),
+        "range" => {
+            let (start, stop, step): (Option<i64>, Option<i64>, i64) = payload.extract()?;
+            Selector::Range { start, stop, step }
+        }
+        "names" => Selector::Names(payload.extract()?),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown selector kind {other:?}"
+            )))
+        }
+    })
+}
+
+/// An open SLAF dataset (use `slaf.SLAFArray`).
+#[pyclass(module = "slaf._native", frozen)]
+pub struct NativeDataset {
+    inner: Dataset,
+}
+
+#[pymethods]
+impl NativeDataset {
+    #[new]
+    #[pyo3(signature = (path, storage_options=None))]
+    fn new(
+        py: Python<'_>,
+        path: String,
+        storage_options: Option<HashMap<String, String>>,
+    ) -> PyResult<Self> {
+        let inner = py
+            .detach(|| Dataset::open_with_options(&path, storage_options.unwrap_or_default()))
+            .py_err()?;
+        Ok(Self { inner })
+    }
+
+    #[getter]
+    fn shape(&self) -> (usize, usize) {
+        self.inner.shape()
+    }
+
+    #[getter]
+    fn uri(&self) -> String {
+        self.inner.location().uri().to_string()
+    }
+
+    #[getter]
+    fn format_version(&self) -> String {
+        self.inner.config().format_version.clone()
+    }
+
+    #[getter]
+    fn nnz(&self) -> u64 {
+        self.inner.nnz()
+    }
+
+    /// The whole `config.json` as text.
+    fn config_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.inner.config().document)
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    fn obs(&self, py: Python<'_>) -> PyResult<ArrowStream> {
+        let batch = py.detach(|| self.inner.obs()).py_err()?;
+        Ok(ArrowStream::new(batch.schema(), vec![batch]))
+    }
+
+    fn var(&self, py: Python<'_>) -> PyResult<ArrowStream> {
+        let batch = py.detach(|| self.inner.var()).py_err()?;
+        Ok(ArrowStream::new(batch.schema(), vec![batch]))
+    }
+
+    /// `(shape, indptr, indices, data, dtype)` of X[cells, genes].
+    fn submatrix<'py>(
+        &self,
+        py: Python<'py>,
+        cells: &Bound<'py, PyAny>,
+        genes: &Bound<'py, PyAny>,
+    ) -> PyResult<CsrParts<'py>> {
+        let (cells, genes) = (selector(cells)?, selector(genes)?);
+        let csr = py
+            .detach(|| self.inner.submatrix(&cells, &genes))
+            .py_err()?;
+        csr_to_py(py, &csr)
+    }
+
+    /// Integer ids (uint32 bytes) picked by a cell selector, in output order.
+    fn resolve_cells<'py>(
+        &self,
+        py: Python<'py>,
+        cells: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let cells = selector(cells)?;
+        let resolved = py.detach(|| self.inner.resolve_cells(&cells)).py_err()?;
+        let ids: Vec<u32> = (0..resolved.len()).map(|i| resolved.id(i)).collect();
+        to_bytearray(py, &ids)
+    }
+
+    /// Integer ids (uint32 bytes) picked by a gene selector, in output order.
+    fn resolve_genes<'py>(
+        &self,
+        py: Python<'py>,
+        genes: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let genes = selector(genes)?;
+        let resolved = py.detach(|| self.inner.resolve_genes(&genes)).py_err()?;
+        let ids: Vec<u32> = (0..resolved.len()).map(|i| resolved.id(i)).collect();
+        to_bytearray(py, &ids)
+    }
+
+    fn obsm_keys(&self) -> Vec<(String, usize)> {
+        self.inner.obsm_keys()
+    }
+
+    fn varm_keys(&self) -> Vec<(String, usize)> {
+        self.inner.varm_keys()
+    }
+
+    fn obsm<'py>(&self, py: Python<'py>, key: String) -> PyResult<DenseParts<'py>> {
+        let dense = py.detach(|| self.inner.obsm(&key)).py_err()?;
+        dense_to_py(py, &dense)
+    }
+
+    fn varm<'py>(&self, py: Python<'py>, key: String) -> PyResult<DenseParts<'py>> {
+        let dense = py.detach(|| self.inner.varm(&key)).py_err()?;
+        dense_to_py(py, &dense)
+    }
+
+    fn obsp_keys(&self) -> Vec<String> {
+        self.inner.obsp_keys()
+    }
+
+    fn varp_keys(&self) -> Vec<String> {
+        self.inner.varp_keys()
+    }
+
+    fn obsp<'py>(&self, py: Python<'py>, key: String) -> PyResult<CsrParts<'py>> {
+        let csr = py.detach(|| self.inner.obsp(&key)).py_err()?;
+        csr_to_py(py, &csr)
+    }
+
+    fn varp<'py>(&self, py: Python<'py>, key: String) -> PyResult<CsrParts<'py>> {
+        let csr = py.detach(|| self.inner.varp(&key)).py_err()?;
+        csr_to_py(py, &csr)
+    }
+
+    fn layer_names(&self) -> Vec<String> {
+        self.inner.layer_names()
+    }
+
+    /// `uns` as JSON text, or None.
+    fn uns_json(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let uns = py.detach(|| self.inner.uns()).py_err()?;
+        Ok(uns.map(|v| v.to_string()))
+    }
+
+    /// Human-readable summary.
+    fn info(&self) -> String {
+        self.inner.info().to_string()
+    }
+
+    /// "stored" or "derived": where the cell row index came from.
+    fn start_index_source(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let source = py.detach(|| self.inner.start_index_source()).py_err()?;
+        Ok(match source {
+            slaf::StartIndexSource::Stored => "stored",
+            slaf::StartIndexSource::Derived => "derived",
+        })
+    }
+}

@@ -1,0 +1,240 @@
+"""``SLAFArray``: a SLAF dataset opened in place, read through the Rust core."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from functools import cached_property
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from slaf import _native
+from slaf._selectors import to_native
+
+T = TypeVar("T")
+
+
+def _csr(parts: tuple) -> sp.csr_matrix:
+    shape, indptr, indices, data, dtype = parts
+    return sp.csr_matrix(
+        (
+            np.frombuffer(data, dtype=dtype),
+            np.frombuffer(indices, dtype=np.int32),
+            np.frombuffer(indptr, dtype=np.int64),
+        ),
+        shape=shape,
+    )
+
+
+class _LazyMapping(Mapping[str, T], Generic[T]):
+    """A read-only mapping whose values are loaded on first access and then kept."""
+
+    def __init__(self, keys: list[str], load: Any, what: str) -> None:
+        self._keys = list(keys)
+        self._load = load
+        self._what = what
+        self._cache: dict[str, T] = {}
+
+    def __getitem__(self, key: str) -> T:
+        if key not in self._keys:
+            raise KeyError(f"no {self._what} key {key!r} (available: {self._keys or 'none'})")
+        if key not in self._cache:
+            self._cache[key] = self._load(key)
+        return self._cache[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"{self._what} with keys: {', '.join(self._keys) or '(none)'}"
+
+
+class SLAFArray:
+    """A SLAF dataset, opened where it lives (local directory or object store).
+
+    Nothing but ``config.json`` and the table footers is read on open; obs/var, matrices and
+    embeddings are read when asked for, and only the selected cells' rows are read for a
+    submatrix.
+
+    Parameters
+    ----------
+    slaf_path
+        Dataset directory or URI (``s3://bucket/data.slaf``).
+    storage_options
+        Object-store options passed to Lance (``aws_endpoint``, ``aws_region``, keys, ...).
+
+    Examples
+    --------
+    >>> from slaf import SLAFArray
+    >>> data = SLAFArray("pbmc.slaf")                                   # doctest: +SKIP
+    >>> data.shape                                                       # doctest: +SKIP
+    (1107, 507)
+    >>> X = data.get_submatrix(slice(0, 100), ["CD3E", "MS4A1"])        # doctest: +SKIP
+    """
+
+    def __init__(
+        self, slaf_path: str | os.PathLike[str], storage_options: dict[str, str] | None = None
+    ) -> None:
+        self.slaf_path = os.fspath(slaf_path)
+        self._native = _native.NativeDataset(self.slaf_path, storage_options)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_cells, n_genes)``."""
+        return self._native.shape
+
+    @property
+    def n_cells(self) -> int:
+        """Number of cells."""
+        return self.shape[0]
+
+    @property
+    def n_genes(self) -> int:
+        """Number of genes."""
+        return self.shape[1]
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored expression values."""
+        return self._native.nnz
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The dataset's ``config.json``."""
+        return json.loads(self._native.config_json())
+
+    @cached_property
+    def obs(self) -> pl.DataFrame:
+        """Cell annotations: ``cell_id``, ``cell_integer_id``, then the obs columns.
+
+        Row ``i`` is cell ``i``.
+        """
+        return pl.DataFrame(self._native.obs())
+
+    @cached_property
+    def var(self) -> pl.DataFrame:
+        """Gene annotations: ``gene_id``, ``gene_integer_id``, then the var columns.
+
+        Row ``i`` is gene ``i``.
+        """
+        return pl.DataFrame(self._native.var())
+
+    @cached_property
+    def obsm(self) -> Mapping[str, np.ndarray]:
+        """Cell embeddings (``X_pca``, ``X_umap``, ...) as ``n_cells × d`` arrays."""
+        keys = [k for k, _ in self._native.obsm_keys()]
+        return _LazyMapping(keys, self._dense(self._native.obsm), "obsm")
+
+    @cached_property
+    def varm(self) -> Mapping[str, np.ndarray]:
+        """Gene embeddings (``PCs``, ...) as ``n_genes × d`` arrays."""
+        keys = [k for k, _ in self._native.varm_keys()]
+        return _LazyMapping(keys, self._dense(self._native.varm), "varm")
+
+    @cached_property
+    def obsp(self) -> Mapping[str, sp.csr_matrix]:
+        """Pairwise cell matrices (``connectivities``, ``distances``, ...) as CSR."""
+        return _LazyMapping(self._native.obsp_keys(), lambda k: _csr(self._native.obsp(k)), "obsp")
+
+    @cached_property
+    def varp(self) -> Mapping[str, sp.csr_matrix]:
+        """Pairwise gene matrices as CSR."""
+        return _LazyMapping(self._native.varp_keys(), lambda k: _csr(self._native.varp(k)), "varp")
+
+    @cached_property
+    def uns(self) -> dict[str, Any]:
+        """Unstructured metadata from ``uns.json`` (empty when the dataset has none)."""
+        text = self._native.uns_json()
+        return {} if text is None else json.loads(text)
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Names of the layers listed in ``config.json``."""
+        return self._native.layer_names()
+
+    @staticmethod
+    def _dense(load: Any) -> Any:
+        def read(key: str) -> np.ndarray:
+            shape, data, dtype = load(key)
+            return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+        return read
+
+    def get_submatrix(self, cell_selector: Any = None, gene_selector: Any = None) -> sp.csr_matrix:
+        """Read ``X[cell_selector, gene_selector]`` as a CSR matrix.
+
+        Parameters
+        ----------
+        cell_selector, gene_selector
+            ``None`` / ``slice(None)`` for all; an int, slice, boolean mask, integer ids, a name
+            or a list of names. Rows and columns come out in the order selected.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+            float32 (or float64 for 64-bit stored values), sorted indices.
+        """
+        cells = to_native(cell_selector, "cell")
+        genes = to_native(gene_selector, "gene")
+        return _csr(self._native.submatrix(cells, genes))
+
+    def _long_frame(
+        self, matrix: sp.csr_matrix, cell_ids: np.ndarray, gene_ids: np.ndarray
+    ) -> pl.DataFrame:
+        counts = np.diff(matrix.indptr)
+        rows = np.repeat(cell_ids, counts)
+        cols = gene_ids[matrix.indices]
+        return pl.DataFrame(
+            {
+                "cell_integer_id": rows.astype(np.int64),
+                "gene_integer_id": cols.astype(np.int64),
+                "cell_id": self.obs["cell_id"].gather(rows),
+                "gene_id": self.var["gene_id"].gather(cols),
+                "value": matrix.data,
+            }
+        )
+
+    def get_cell_expression(self, cell_ids: Any) -> pl.DataFrame:
+        """Stored values of the given cells as long rows.
+
+        Parameters
+        ----------
+        cell_ids
+            A cell name, integer id, or a list / array / slice / mask of them.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``cell_integer_id, gene_integer_id, cell_id, gene_id, value`` in selection order,
+            genes ascending within a cell.
+        """
+        cells = to_native(cell_ids, "cell")
+        ids = np.frombuffer(self._native.resolve_cells(cells), dtype=np.uint32)
+        matrix = _csr(self._native.submatrix(cells, ("all", None)))
+        return self._long_frame(matrix, ids, np.arange(self.n_genes, dtype=np.uint32))
+
+    def get_gene_expression(self, gene_ids: Any) -> pl.DataFrame:
+        """Stored values of the given genes across all cells, as long rows.
+
+        This reads every cell's rows: SLAF stores cells contiguously, so gene-centric
+        reads are the costly direction.
+        """
+        genes = to_native(gene_ids, "gene")
+        ids = np.frombuffer(self._native.resolve_genes(genes), dtype=np.uint32)
+        matrix = _csr(self._native.submatrix(("all", None), genes))
+        return self._long_frame(matrix, np.arange(self.n_cells, dtype=np.uint32), ids)
+
+    def info(self) -> None:
+        """Print a summary: shape, format version, stored values, tables and keys."""
+        print(self._native.info())
+
+    def __repr__(self) -> str:
+        n_cells, n_genes = self.shape
+        return f"SLAFArray('{self.slaf_path}', n_cells={n_cells}, n_genes={n_genes})"

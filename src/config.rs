@@ -1,0 +1,193 @@
+//! `config.json`: the shape, the table map and the optional sections of a SLAF dataset
+//! (format versions 0.1–0.5, see FORMAT.md). The whole document is kept so that keys this
+//! reader does not know survive an update.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// Format versions this reader understands.
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.1", "0.2", "0.3", "0.4", "0.5"];
+
+/// Default table paths, used by datasets whose config has no `tables` map.
+const DEFAULT_TABLES: &[(&str, &str)] = &[
+    ("expression", "expression.lance"),
+    ("cells", "cells.lance"),
+    ("genes", "genes.lance"),
+];
+
+/// A parsed `config.json`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `format_version` as written ("0.1" when absent: the first format had none).
+    pub format_version: String,
+    /// Number of cells (rows of X).
+    pub n_cells: usize,
+    /// Number of genes (columns of X).
+    pub n_genes: usize,
+    /// Table role (`expression`, `cells`, `genes`, `layers`, `cellsxcells`, ...) → relative path.
+    pub tables: BTreeMap<String, String>,
+    /// The document as read.
+    pub document: Map<String, Value>,
+}
+
+impl Config {
+    /// Parses the bytes of `config.json`; `origin` names the file in error messages.
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<Self> {
+        let bad = |reason: String| Error::invalid_config(format!("invalid {origin}: {reason}"));
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("not valid JSON ({e})")))?;
+        let Value::Object(document) = value else {
+            return Err(bad("expected a JSON object at the top level".into()));
+        };
+
+        let format_version = match document.get("format_version") {
+            None => "0.1".to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(other) => {
+                return Err(bad(format!("format_version must be a string, got {other}")))
+            }
+        };
+        if !SUPPORTED_VERSIONS.contains(&format_version.as_str()) {
+            return Err(bad(format!(
+                "format_version {format_version:?} is not supported (this reader reads {})",
+                SUPPORTED_VERSIONS.join(", ")
+            )));
+        }
+
+        let (n_cells, n_genes) = parse_shape(&document).map_err(bad)?;
+
+        let tables = match document.get("tables") {
+            None => DEFAULT_TABLES
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            Some(Value::Object(map)) => {
+                let mut tables = BTreeMap::new();
+                for (role, path) in map {
+                    let Value::String(path) = path else {
+                        return Err(bad(format!(
+                            "tables.{role} must be a path string, got {path}"
+                        )));
+                    };
+                    tables.insert(role.clone(), path.clone());
+                }
+                for (role, _) in DEFAULT_TABLES {
+                    if !tables.contains_key(*role) {
+                        return Err(bad(format!("tables has no \"{role}\" entry")));
+                    }
+                }
+                tables
+            }
+            Some(other) => return Err(bad(format!("tables must be an object, got {other}"))),
+        };
+
+        Ok(Self {
+            format_version,
+            n_cells,
+            n_genes,
+            tables,
+            document,
+        })
+    }
+
+    /// Keys listed under a section's `available` list (`layers`, `obsm`, `varm`, `obsp`, `varp`).
+    pub fn available(&self, section: &str) -> Vec<String> {
+        self.document
+            .get(section)
+            .and_then(|s| s.get("available"))
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `metadata.expression_count`, the stored non-zero count, when the writer recorded it.
+    pub fn expression_count(&self) -> Option<u64> {
+        self.document
+            .get("metadata")?
+            .get("expression_count")?
+            .as_u64()
+    }
+}
+
+fn parse_shape(document: &Map<String, Value>) -> std::result::Result<(usize, usize), String> {
+    let as_count = |v: &Value, what: &str| {
+        v.as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("{what} must be a non-negative integer, got {v}"))
+    };
+    match document.get("array_shape") {
+        Some(Value::Array(dims)) if dims.len() == 2 => Ok((
+            as_count(&dims[0], "array_shape[0]")?,
+            as_count(&dims[1], "array_shape[1]")?,
+        )),
+        Some(other) => Err(format!(
+            "array_shape must be [n_cells, n_genes], got {other}"
+        )),
+        None => match (document.get("n_cells"), document.get("n_genes")) {
+            (Some(c), Some(g)) => Ok((as_count(c, "n_cells")?, as_count(g, "n_genes")?)),
+            _ => Err("array_shape is missing".into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_format_05_config() {
+        let text = br#"{"format_version": "0.5", "array_shape": [3, 4],
+            "tables": {"expression": "e.lance", "cells": "data/c.lance", "genes": "g.lance",
+                       "layers": "layers.lance"},
+            "obsm": {"available": ["X_umap"]}, "future_key": 1}"#;
+        let config = Config::parse(text, "config.json").unwrap();
+        assert_eq!((config.n_cells, config.n_genes), (3, 4));
+        assert_eq!(config.tables["cells"], "data/c.lance");
+        assert_eq!(config.available("obsm"), vec!["X_umap"]);
+        assert!(config.available("varm").is_empty());
+        assert!(config.document.contains_key("future_key"));
+    }
+
+    #[test]
+    fn old_configs_without_tables_use_default_paths() {
+        let config = Config::parse(br#"{"array_shape": [1, 2]}"#, "config.json").unwrap();
+        assert_eq!(config.format_version, "0.1");
+        assert_eq!(config.tables["expression"], "expression.lance");
+    }
+
+    #[test]
+    fn malformed_configs_name_the_problem() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"{not json", "not valid JSON"),
+            (b"[1, 2]", "JSON object"),
+            (
+                br#"{"format_version": "9.0", "array_shape": [1, 1]}"#,
+                "not supported",
+            ),
+            (br#"{"format_version": "0.5"}"#, "array_shape is missing"),
+            (br#"{"array_shape": [1, -1]}"#, "array_shape[1]"),
+            (
+                br#"{"array_shape": [1, 1], "tables": {"cells": "c"}}"#,
+                "\"expression\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = Config::parse(text, "x/config.json").unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidConfig);
+            assert!(
+                err.message().contains(expected),
+                "{} lacks {expected}",
+                err.message()
+            );
+            assert!(err.message().contains("x/config.json"));
+        }
+    }
+}

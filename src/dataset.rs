@@ -1,0 +1,545 @@
+//! An open SLAF dataset: config, tables, and the reads users ask for (obs/var, submatrices,
+//! obsm/varm, obsp/varp, uns).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+
+use crate::axis::{self, AxisColumns, CELLS, GENES};
+use crate::columns::{extend_ids, retain, to_strings, Values};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::matrix::{self, CellRows, Csr, Dense};
+use crate::runtime::block_on;
+use crate::selection::{self, Axis, Resolved, Selector};
+use crate::start_index::{self, StartIndex, StartIndexSource};
+use crate::table::Table;
+
+/// Expression table columns.
+const CELL_COLUMN: &str = "cell_integer_id";
+const GENE_COLUMN: &str = "gene_integer_id";
+const VALUE_COLUMN: &str = "value";
+const START_INDEX_COLUMN: &str = "cell_start_index";
+
+/// A SLAF dataset opened for reading.
+pub struct Dataset {
+    location: Location,
+    config: Config,
+    expression: Table,
+    cells: Table,
+    genes: Table,
+    start_index: OnceLock<StartIndex>,
+    cell_names: OnceLock<HashMap<String, u32>>,
+    gene_names: OnceLock<HashMap<String, u32>>,
+}
+
+/// Runs a fallible initialiser once; a failure is returned and retried next time.
+fn get_or_try_init<T>(cell: &OnceLock<T>, init: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(value) = cell.get() {
+        return Ok(value);
+    }
+    let value = init()?;
+    Ok(cell.get_or_init(|| value))
+}
+
+impl Dataset {
+    /// Opens a dataset directory or URI.
+    pub fn open(path: &str) -> Result<Self> {
+        Self::open_with_options(path, HashMap::new())
+    }
+
+    /// Opens a dataset with object-store options (endpoint, region, credentials, ...).
+    pub fn open_with_options(path: &str, storage_options: HashMap<String, String>) -> Result<Self> {
+        let location = Location::parse(path, storage_options)?;
+        block_on(Self::open_async(location))
+    }
+
+    async fn open_async(location: Location) -> Result<Self> {
+        let origin = location.join("config.json");
+        let bytes = location
+            .read_optional("config.json")
+            .await?
+            .ok_or_else(|| {
+                Error::not_a_dataset(format!(
+                    "{} is not a SLAF dataset: it has no config.json",
+                    location.uri()
+                ))
+            })?;
+        let config = Config::parse(&bytes, &origin)?;
+        let (expression, cells, genes) = futures::try_join!(
+            Table::open(&location, "expression", &config.tables["expression"]),
+            Table::open(&location, "cells", &config.tables["cells"]),
+            Table::open(&location, "genes", &config.tables["genes"]),
+        )?;
+        for column in [CELL_COLUMN, GENE_COLUMN, VALUE_COLUMN] {
+            expression.require_column(column)?;
+        }
+        Values::for_type(expression.require_column(VALUE_COLUMN)?, "expression.value")?;
+        for (table, axis, n) in [
+            (&cells, CELLS, config.n_cells),
+            (&genes, GENES, config.n_genes),
+        ] {
+            table.require_column(axis.name)?;
+            table.require_column(axis.integer_id)?;
+            if table.num_rows() != n as u64 {
+                return Err(Error::invalid_schema(format!(
+                    "table '{}' has {} rows but config.json says the dataset has {n}",
+                    table.role(),
+                    table.num_rows()
+                )));
+            }
+        }
+        Ok(Self {
+            location,
+            config,
+            expression,
+            cells,
+            genes,
+            start_index: OnceLock::new(),
+            cell_names: OnceLock::new(),
+            gene_names: OnceLock::new(),
+        })
+    }
+
+    /// `(n_cells, n_genes)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.config.n_cells, self.config.n_genes)
+    }
+
+    /// The parsed `config.json`.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the dataset lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Stored non-zeros (rows of the expression table).
+    pub fn nnz(&self) -> u64 {
+        self.expression.num_rows()
+    }
+
+    /// The expression table (COO rows).
+    pub fn expression_table(&self) -> &Table {
+        &self.expression
+    }
+
+    /// The cells table (obs).
+    pub fn cells_table(&self) -> &Table {
+        &self.cells
+    }
+
+    /// The genes table (var).
+    pub fn genes_table(&self) -> &Table {
+        &self.genes
+    }
+
+    /// obs: `cell_id`, `cell_integer_id`, then every annotation column; row `i` = cell `i`.
+    pub fn obs(&self) -> Result<RecordBatch> {
+        self.annotations(&self.cells, CELLS, self.config.n_cells)
+    }
+
+    /// var: `gene_id`, `gene_integer_id`, then every annotation column; row `i` = gene `i`.
+    pub fn var(&self) -> Result<RecordBatch> {
+        self.annotations(&self.genes, GENES, self.config.n_genes)
+    }
+
+    fn annotations(&self, table: &Table, axis: AxisColumns, n: usize) -> Result<RecordBatch> {
+        let columns = axis::annotation_columns(table, axis);
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        block_on(axis::read_sorted(table, axis, &columns, n))
+    }
+
+    /// Cell name → integer id.
+    pub fn cell_names(&self) -> Result<&HashMap<String, u32>> {
+        get_or_try_init(&self.cell_names, || {
+            self.name_index(&self.cells, CELLS, self.config.n_cells)
+        })
+    }
+
+    /// Gene name → integer id.
+    pub fn gene_names(&self) -> Result<&HashMap<String, u32>> {
+        get_or_try_init(&self.gene_names, || {
+            self.name_index(&self.genes, GENES, self.config.n_genes)
+        })
+    }
+
+    fn name_index(
+        &self,
+        table: &Table,
+        axis: AxisColumns,
+        n: usize,
+    ) -> Result<HashMap<String, u32>> {
+        let batch = block_on(axis::read_sorted(table, axis, &[axis.name], n))?;
+        let names = to_strings(batch.column(0), &format!("{}.{}", table.role(), axis.name))?;
+        selection::name_index(
+            names.iter(),
+            &format!("column {} of table '{}'", axis.name, table.role()),
+        )
+    }
+
+    /// Resolves a cell selector to ids in output order.
+    pub fn resolve_cells(&self, cells: &Selector) -> Result<Resolved> {
+        cells.resolve(self.config.n_cells, Axis::Cells, || self.cell_names())
+    }
+
+    /// Resolves a gene selector to ids in output order.
+    pub fn resolve_genes(&self, genes: &Selector) -> Result<Resolved> {
+        genes.resolve(self.config.n_genes, Axis::Genes, || self.gene_names())
+    }
+
+    fn start_index(&self) -> Result<&StartIndex> {
+        get_or_try_init(&self.start_index, || {
+            block_on(async {
+                let stored = if self.cells.column_type(START_INDEX_COLUMN).is_some() {
+                    let batch = axis::read_sorted(
+                        &self.cells,
+                        CELLS,
+                        &[START_INDEX_COLUMN],
+                        self.config.n_cells,
+                    )
+                    .await?;
+                    start_index::stored_column(&batch, START_INDEX_COLUMN)?
+                } else {
+                    None
+                };
+                StartIndex::load(stored, &self.expression, CELL_COLUMN, self.config.n_cells).await
+            })
+        })
+    }
+
+    /// Whether `cell_start_index` was used as stored or had to be derived.
+    pub fn start_index_source(&self) -> Result<StartIndexSource> {
+        Ok(self.start_index()?.source())
+    }
+
+    /// The X submatrix `cells × genes` as CSR, assembled from the selected cells' row ranges.
+    pub fn submatrix(&self, cells: &Selector, genes: &Selector) -> Result<Csr> {
+        let cells = self.resolve_cells(cells)?;
+        let genes = self.resolve_genes(genes)?;
+        self.submatrix_resolved(&cells, &genes)
+    }
+
+    /// [`Dataset::submatrix`] for already resolved selections.
+    pub fn submatrix_resolved(&self, cells: &Resolved, genes: &Resolved) -> Result<Csr> {
+        let start_index = self.start_index()?;
+        let unique: Vec<u32> = match cells {
+            Resolved::All(n) => (0..*n as u32).collect(),
+            Resolved::Ids(ids) => {
+                let mut unique = ids.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                unique
+            }
+        };
+        let rows = block_on(self.read_cell_rows(start_index, unique))?;
+        matrix::assemble(&rows, cells, genes, self.config.n_genes)
+    }
+
+    /// Reads gene ids and values of `cells` (ascending, unique) through their row ranges.
+    async fn read_cell_rows(&self, start_index: &StartIndex, cells: Vec<u32>) -> Result<CellRows> {
+        let mut offsets = Vec::with_capacity(cells.len() + 1);
+        let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
+        let mut total = 0usize;
+        offsets.push(0);
+        for &cell in &cells {
+            let range = start_index.range(cell);
+            total += (range.end - range.start) as usize;
+            offsets.push(total);
+            if range.is_empty() {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => ranges.push(range),
+            }
+        }
+        let batches = self
+            .expression
+            .read_ranges(&ranges, &[GENE_COLUMN, VALUE_COLUMN])
+            .await?;
+        let mut genes = Vec::with_capacity(total);
+        let mut values = Values::for_type(
+            self.expression.require_column(VALUE_COLUMN)?,
+            "expression.value",
+        )?;
+        for batch in &batches {
+            extend_ids(&mut genes, batch.column(0), "expression.gene_integer_id")?;
+            values.extend(batch.column(1), "expression.value")?;
+        }
+        if genes.len() != total {
+            return Err(Error::invalid_schema(format!(
+                "expected {total} expression rows for the selected cells but read {}",
+                genes.len()
+            )));
+        }
+        Ok(CellRows {
+            cells,
+            offsets,
+            genes,
+            values,
+        })
+    }
+
+    /// obsm keys with their widths.
+    pub fn obsm_keys(&self) -> Vec<(String, usize)> {
+        axis::embedding_columns(&self.cells)
+    }
+
+    /// varm keys with their widths.
+    pub fn varm_keys(&self) -> Vec<(String, usize)> {
+        axis::embedding_columns(&self.genes)
+    }
+
+    /// `obsm[key]` as a dense `n_cells × d` matrix.
+    pub fn obsm(&self, key: &str) -> Result<Dense> {
+        self.embedding(&self.cells, CELLS, self.config.n_cells, key, "obsm")
+    }
+
+    /// `varm[key]` as a dense `n_genes × d` matrix.
+    pub fn varm(&self, key: &str) -> Result<Dense> {
+        self.embedding(&self.genes, GENES, self.config.n_genes, key, "varm")
+    }
+
+    fn embedding(
+        &self,
+        table: &Table,
+        axis: AxisColumns,
+        n: usize,
+        key: &str,
+        what: &str,
+    ) -> Result<Dense> {
+        let Some((_, width)) = axis::embedding_columns(table)
+            .into_iter()
+            .find(|(k, _)| k == key)
+        else {
+            let known: Vec<String> = axis::embedding_columns(table)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            return Err(Error::unknown_name(format!(
+                "no {what} key {key:?} in this dataset (available: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        };
+        let batch = block_on(axis::read_sorted(table, axis, &[key], n))?;
+        let list = batch.column(0).as_fixed_size_list();
+        if list.null_count() > 0 {
+            return Err(Error::invalid_schema(format!(
+                "{what} {key:?} has null rows"
+            )));
+        }
+        let inner = list.values();
+        let item_type = inner.data_type().clone();
+        let mut data = Values::for_type(&item_type, &format!("{what} {key:?}"))?;
+        let start = list.offset() * width;
+        data.extend(
+            inner.slice(start, n * width).as_ref(),
+            &format!("{what} {key:?}"),
+        )?;
+        Ok(Dense {
+            n_rows: n,
+            n_cols: width,
+            data,
+        })
+    }
+
+    /// obsp keys (pairwise cell matrices).
+    pub fn obsp_keys(&self) -> Vec<String> {
+        self.pairwise_keys("obsp", "cellsxcells")
+    }
+
+    /// varp keys (pairwise gene matrices).
+    pub fn varp_keys(&self) -> Vec<String> {
+        self.pairwise_keys("varp", "genesxgenes")
+    }
+
+    fn pairwise_keys(&self, section: &str, table: &str) -> Vec<String> {
+        let listed = self.config.available(section);
+        if !listed.is_empty() || !self.config.tables.contains_key(table) {
+            return listed;
+        }
+        Vec::new()
+    }
+
+    /// `obsp[key]` as an `n_cells × n_cells` CSR matrix.
+    pub fn obsp(&self, key: &str) -> Result<Csr> {
+        self.pairwise(
+            "obsp",
+            "cellsxcells",
+            "cell_integer_id",
+            self.config.n_cells,
+            key,
+        )
+    }
+
+    /// `varp[key]` as an `n_genes × n_genes` CSR matrix.
+    pub fn varp(&self, key: &str) -> Result<Csr> {
+        self.pairwise(
+            "varp",
+            "genesxgenes",
+            "gene_integer_id",
+            self.config.n_genes,
+            key,
+        )
+    }
+
+    fn pairwise(&self, what: &str, role: &str, id: &str, n: usize, key: &str) -> Result<Csr> {
+        let keys = self.pairwise_keys(what, role);
+        if !keys.iter().any(|k| k == key) {
+            return Err(Error::unknown_name(format!(
+                "no {what} key {key:?} in this dataset (available: {})",
+                if keys.is_empty() {
+                    "none".to_string()
+                } else {
+                    keys.join(", ")
+                }
+            )));
+        }
+        let relative = self
+            .config
+            .tables
+            .get(role)
+            .cloned()
+            .unwrap_or_else(|| format!("{role}.lance"));
+        block_on(async {
+            let table = Table::open(&self.location, role, &relative).await?;
+            let (col_i, col_j) = (format!("{id}_i"), format!("{id}_j"));
+            let value_type = table.require_column(key)?.clone();
+            let batches = table.scan(&[&col_i, &col_j, key], None).await?;
+            let (mut rows, mut cols) = (Vec::new(), Vec::new());
+            let mut values = Values::for_type(&value_type, &format!("{what} {key:?}"))?;
+            for batch in &batches {
+                // Tables of several keys hold the union of their patterns: skip this key's nulls.
+                let valid = arrow::compute::is_not_null(batch.column(2))
+                    .map_err(|e| Error::storage("filtering pairwise rows", e))?;
+                let batch = arrow::compute::filter_record_batch(batch, &valid)
+                    .map_err(|e| Error::storage("filtering pairwise rows", e))?;
+                extend_ids(&mut rows, batch.column(0), &col_i)?;
+                extend_ids(&mut cols, batch.column(1), &col_j)?;
+                values.extend(batch.column(2), &format!("{what} {key:?}"))?;
+            }
+            // slafdb fills a key's missing pairs with 0.0 instead of null; anndata stores none.
+            let keep = values.nonzero_mask();
+            let pick = |ids: Vec<u32>| retain(ids, &keep);
+            let (rows, cols, values) = (pick(rows), pick(cols), values.retain(&keep));
+            matrix::coo_to_csr(n, &rows, &cols, values)
+        })
+    }
+
+    /// Names of the layers the config lists.
+    pub fn layer_names(&self) -> Vec<String> {
+        self.config.available("layers")
+    }
+
+    /// `uns` from `uns.json`, if the dataset has one.
+    pub fn uns(&self) -> Result<Option<serde_json::Value>> {
+        let Some(bytes) = block_on(self.location.read_optional("uns.json"))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::invalid_config(format!("invalid {}: {e}", self.location.join("uns.json")))
+        })
+    }
+
+    /// A summary of the dataset.
+    pub fn info(&self) -> Info {
+        Info {
+            uri: self.location.uri().to_string(),
+            format_version: self.config.format_version.clone(),
+            n_cells: self.config.n_cells,
+            n_genes: self.config.n_genes,
+            nnz: self.nnz(),
+            value_type: self
+                .expression
+                .column_type(VALUE_COLUMN)
+                .cloned()
+                .unwrap_or(DataType::Null),
+            expression_fragments: self.expression.num_fragments(),
+            tables: self
+                .config
+                .tables
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            layers: self.layer_names(),
+            obsm: self.obsm_keys(),
+            varm: self.varm_keys(),
+            obsp: self.obsp_keys(),
+            varp: self.varp_keys(),
+        }
+    }
+}
+
+/// What `Dataset::info` reports.
+#[derive(Debug, Clone)]
+pub struct Info {
+    pub uri: String,
+    pub format_version: String,
+    pub n_cells: usize,
+    pub n_genes: usize,
+    pub nnz: u64,
+    pub value_type: DataType,
+    pub expression_fragments: usize,
+    pub tables: Vec<(String, String)>,
+    pub layers: Vec<String>,
+    pub obsm: Vec<(String, usize)>,
+    pub varm: Vec<(String, usize)>,
+    pub obsp: Vec<String>,
+    pub varp: Vec<String>,
+}
+
+impl fmt::Display for Info {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.n_cells as f64 * self.n_genes as f64;
+        let density = if total > 0.0 {
+            self.nnz as f64 / total
+        } else {
+            0.0
+        };
+        let keyed = |keys: &[(String, usize)]| {
+            keys.iter()
+                .map(|(k, d)| format!("{k} ({d})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let or_none = |s: String| if s.is_empty() { "none".to_string() } else { s };
+        writeln!(f, "SLAF dataset {}", self.uri)?;
+        writeln!(f, "  format version: {}", self.format_version)?;
+        writeln!(
+            f,
+            "  shape: {} cells × {} genes",
+            self.n_cells, self.n_genes
+        )?;
+        writeln!(
+            f,
+            "  stored values: {} ({:.2}% dense), type {}",
+            self.nnz,
+            density * 100.0,
+            self.value_type
+        )?;
+        writeln!(f, "  expression fragments: {}", self.expression_fragments)?;
+        let tables: Vec<String> = self
+            .tables
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        writeln!(f, "  tables: {}", tables.join(", "))?;
+        writeln!(f, "  layers: {}", or_none(self.layers.join(", ")))?;
+        writeln!(f, "  obsm: {}", or_none(keyed(&self.obsm)))?;
+        writeln!(f, "  varm: {}", or_none(keyed(&self.varm)))?;
+        writeln!(f, "  obsp: {}", or_none(self.obsp.join(", ")))?;
+        write!(f, "  varp: {}", or_none(self.varp.join(", ")))
+    }
+}

@@ -1,0 +1,125 @@
+//! One error type for the whole core. Messages name the dataset, table and column involved so
+//! that adapters (Python, DuckDB) can pass them on unchanged.
+
+use std::fmt;
+
+/// What went wrong, coarse enough for adapters to pick an exception class from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The dataset path does not exist.
+    NotFound,
+    /// The path exists but is not a SLAF dataset (no `config.json`, not a directory, ...).
+    NotADataset,
+    /// `config.json` is unreadable, malformed or of an unsupported version.
+    InvalidConfig,
+    /// A table named in `config.json` (or required by it) is absent.
+    MissingTable,
+    /// A table exists but its columns are not what the format requires.
+    InvalidSchema,
+    /// A selector refers to positions outside the axis.
+    OutOfRange,
+    /// A selector names cells, genes, layers or keys that do not exist.
+    UnknownName,
+    /// A selector or argument is malformed (wrong mask length, zero step, ...).
+    InvalidArgument,
+    /// The storage layer failed (I/O, Lance, Arrow).
+    Storage,
+}
+
+/// The core's error: a kind plus a message that already says where.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// Result alias used throughout the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with a message that names what was involved.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The kind, for adapters mapping to their own error classes.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message without the kind.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    pub(crate) fn not_a_dataset(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotADataset, message)
+    }
+    pub(crate) fn invalid_config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidConfig, message)
+    }
+    pub(crate) fn missing_table(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::MissingTable, message)
+    }
+    pub(crate) fn invalid_schema(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidSchema, message)
+    }
+    pub(crate) fn out_of_range(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::OutOfRange, message)
+    }
+    pub(crate) fn unknown_name(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::UnknownName, message)
+    }
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// A storage failure while doing `context` (e.g. "reading table 'cells' of /data/x.slaf").
+    pub(crate) fn storage(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let context = context.into();
+        Self {
+            kind: ErrorKind::Storage,
+            message: format!("{context}: {source}"),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Adds "while doing X" context to storage-layer results.
+pub(crate) trait StorageContext<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E> StorageContext<T> for std::result::Result<T, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::storage(context(), e))
+    }
+}

@@ -1,0 +1,35 @@
+//! SLAF core: the Sparse Lazy Array Format for single-cell expression data on Lance tables.
+//!
+//! Everything that is not a binding lives here: the format (`config`, `table`, `axis`,
+//! `start_index`), selections, and matrix assembly. The DuckDB extension and the Python module
+//! translate types and errors only.
+//!
+//! ```no_run
+//! use slaf::{Dataset, Selector};
+//! let ds = Dataset::open("data/pbmc.slaf")?;
+//! let x = ds.submatrix(&Selector::Ids(vec![0, 5, 9]), &Selector::All)?;
+//! assert_eq!(x.n_rows, 3);
+//! # Ok::<(), slaf::Error>(())
+//! ```
+
+mod axis;
+mod columns;
+pub mod config;
+mod dataset;
+mod error;
+mod location;
+mod matrix;
+mod runtime;
+mod selection;
+mod start_index;
+mod table;
+
+pub use columns::Values;
+pub use config::Config;
+pub use dataset::{Dataset, Info};
+pub use error::{Error, ErrorKind, Result};
+pub use location::Location;
+pub use matrix::{Csr, Dense};
+pub use selection::{Axis, Resolved, Selector};
+pub use start_index::StartIndexSource;
+pub use table::Table;

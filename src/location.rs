@@ -1,0 +1,112 @@
+//! Where a dataset lives: a local directory or an object-store URI, plus storage options.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use lance::io::{ObjectStore, ObjectStoreParams, ObjectStoreRegistry, StorageOptionsAccessor};
+
+use crate::error::{Error, Result, StorageContext};
+use std::sync::Arc;
+
+/// A dataset root. Local paths are made absolute; URIs (`s3://…`, `gs://…`, `file://…`) are kept.
+#[derive(Debug, Clone)]
+pub struct Location {
+    uri: String,
+    local: bool,
+    storage_options: HashMap<String, String>,
+}
+
+impl Location {
+    /// Parses a user-given path or URI. Local paths must exist and be directories.
+    pub fn parse(path: &str, storage_options: HashMap<String, String>) -> Result<Self> {
+        if path.is_empty() {
+            return Err(Error::invalid_argument("the dataset path is empty"));
+        }
+        if let Some((scheme, _)) = path.split_once("://") {
+            if scheme != "file" {
+                return Ok(Self {
+                    uri: path.trim_end_matches('/').to_string(),
+                    local: false,
+                    storage_options,
+                });
+            }
+        }
+        let raw = path.strip_prefix("file://").unwrap_or(path);
+        let local = Path::new(raw);
+        if !local.exists() {
+            return Err(Error::not_found(format!(
+                "no dataset at {path}: the path does not exist"
+            )));
+        }
+        if !local.is_dir() {
+            return Err(Error::not_a_dataset(format!(
+                "{path} is not a SLAF dataset: it is a file, not a directory"
+            )));
+        }
+        let absolute = std::path::absolute(local)
+            .map_err(|e| Error::storage(format!("resolving {path}"), e))?;
+        Ok(Self {
+            uri: absolute.to_string_lossy().trim_end_matches('/').to_string(),
+            local: true,
+            storage_options,
+        })
+    }
+
+    /// The root as given to Lance.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Whether the dataset is on the local file system.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// Storage options (credentials, endpoint, ...) passed to Lance and the object store.
+    pub fn storage_options(&self) -> &HashMap<String, String> {
+        &self.storage_options
+    }
+
+    /// The URI of `relative` (a table path from `config.json`) under the root.
+    pub fn join(&self, relative: &str) -> String {
+        format!(
+            "{}/{}",
+            self.uri,
+            relative.trim_start_matches("./").trim_matches('/')
+        )
+    }
+
+    /// Reads a small file under the root; `Ok(None)` when it does not exist.
+    pub async fn read_optional(&self, relative: &str) -> Result<Option<Vec<u8>>> {
+        let uri = self.join(relative);
+        if self.local {
+            return match std::fs::read(&uri) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::storage(format!("reading {uri}"), e)),
+            };
+        }
+        let params = ObjectStoreParams {
+            storage_options_accessor: Some(Arc::new(StorageOptionsAccessor::with_static_options(
+                self.storage_options.clone(),
+            ))),
+            ..Default::default()
+        };
+        let registry = Arc::new(ObjectStoreRegistry::default());
+        let (store, path) = ObjectStore::from_uri_and_params(registry, &uri, &params)
+            .await
+            .context(|| format!("opening object store for {uri}"))?;
+        if !store
+            .exists(&path)
+            .await
+            .context(|| format!("checking {uri}"))?
+        {
+            return Ok(None);
+        }
+        let bytes = store
+            .read_one_all(&path)
+            .await
+            .context(|| format!("reading {uri}"))?;
+        Ok(Some(bytes.to_vec()))
+    }
+}

@@ -1,0 +1,257 @@
+//! Selectors for one axis (cells or genes): everything, integer ids, Python-style ranges,
+//! boolean masks or names. They resolve to the ordered list of integer ids they pick.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+
+/// Which axis a selector applies to; used in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    Cells,
+    Genes,
+}
+
+impl Axis {
+    fn noun(self) -> &'static str {
+        match self {
+            Axis::Cells => "cell",
+            Axis::Genes => "gene",
+        }
+    }
+}
+
+/// A selection along one axis, in the caller's order (duplicates allowed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selector {
+    /// Every position, in order.
+    All,
+    /// Integer ids; negative ids count from the end, as in Python.
+    Ids(Vec<i64>),
+    /// A Python slice `start:stop:step` (bounds clipped as Python does).
+    Range {
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: i64,
+    },
+    /// A boolean mask of exactly the axis length.
+    Mask(Vec<bool>),
+    /// `cell_id` / `gene_id` names.
+    Names(Vec<String>),
+}
+
+/// A resolved selection: either everything or explicit ids in output order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    All(usize),
+    Ids(Vec<u32>),
+}
+
+impl Resolved {
+    /// Number of selected positions (the output axis length).
+    pub fn len(&self) -> usize {
+        match self {
+            Resolved::All(n) => *n,
+            Resolved::Ids(ids) => ids.len(),
+        }
+    }
+
+    /// Whether nothing is selected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The id at output position `i`.
+    pub fn id(&self, i: usize) -> u32 {
+        match self {
+            Resolved::All(_) => i as u32,
+            Resolved::Ids(ids) => ids[i],
+        }
+    }
+}
+
+impl Selector {
+    /// Resolves against an axis of length `n`; `names` is asked for only by name selectors.
+    pub fn resolve<'a>(
+        &self,
+        n: usize,
+        axis: Axis,
+        names: impl FnOnce() -> Result<&'a HashMap<String, u32>>,
+    ) -> Result<Resolved> {
+        let noun = axis.noun();
+        match self {
+            Selector::All => Ok(Resolved::All(n)),
+            Selector::Ids(ids) => {
+                let mut out = Vec::with_capacity(ids.len());
+                for &id in ids {
+                    let wrapped = if id < 0 { id + n as i64 } else { id };
+                    if wrapped < 0 || wrapped >= n as i64 {
+                        return Err(Error::out_of_range(format!(
+                            "{noun} index {id} is out of range for {n} {noun}s"
+                        )));
+                    }
+                    out.push(wrapped as u32);
+                }
+                Ok(Resolved::Ids(out))
+            }
+            Selector::Range { start, stop, step } => {
+                let ids = python_slice(*start, *stop, *step, n).ok_or_else(|| {
+                    Error::invalid_argument(format!("{noun} slice step cannot be zero"))
+                })?;
+                if *step == 1 && ids.len() == n {
+                    return Ok(Resolved::All(n));
+                }
+                Ok(Resolved::Ids(ids))
+            }
+            Selector::Mask(mask) => {
+                if mask.len() != n {
+                    return Err(Error::invalid_argument(format!(
+                        "boolean {noun} mask has length {} but there are {n} {noun}s",
+                        mask.len()
+                    )));
+                }
+                Ok(Resolved::Ids(
+                    mask.iter()
+                        .enumerate()
+                        .filter(|(_, &keep)| keep)
+                        .map(|(i, _)| i as u32)
+                        .collect(),
+                ))
+            }
+            Selector::Names(wanted) => {
+                let lookup = names()?;
+                let mut out = Vec::with_capacity(wanted.len());
+                let mut missing = Vec::new();
+                for name in wanted {
+                    match lookup.get(name) {
+                        Some(&id) => out.push(id),
+                        None => missing.push(name.as_str()),
+                    }
+                }
+                if !missing.is_empty() {
+                    let shown: Vec<String> =
+                        missing.iter().take(5).map(|m| format!("{m:?}")).collect();
+                    let more = if missing.len() > 5 {
+                        format!(" and {} more", missing.len() - 5)
+                    } else {
+                        String::new()
+                    };
+                    return Err(Error::unknown_name(format!(
+                        "unknown {noun} {}: {}{more}",
+                        if missing.len() == 1 { "name" } else { "names" },
+                        shown.join(", ")
+                    )));
+                }
+                Ok(Resolved::Ids(out))
+            }
+        }
+    }
+}
+
+/// The positions of `range(n)[start:stop:step]`; `None` when `step == 0`.
+fn python_slice(start: Option<i64>, stop: Option<i64>, step: i64, n: usize) -> Option<Vec<u32>> {
+    if step == 0 {
+        return None;
+    }
+    let n = n as i64;
+    let clip = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
+    let bound = |v: Option<i64>, default: i64, lo: i64, hi: i64| match v {
+        None => default,
+        Some(v) if v < 0 => clip(v + n, lo, hi),
+        Some(v) => clip(v, lo, hi),
+    };
+    let mut out = Vec::new();
+    if step > 0 {
+        let (mut i, stop) = (bound(start, 0, 0, n), bound(stop, n, 0, n));
+        while i < stop {
+            out.push(i as u32);
+            i += step;
+        }
+    } else {
+        let (mut i, stop) = (bound(start, n - 1, -1, n - 1), bound(stop, -1, -1, n - 1));
+        while i > stop {
+            out.push(i as u32);
+            i += step;
+        }
+    }
+    Some(out)
+}
+
+/// Builds the name → integer id lookup for an axis, rejecting duplicate names.
+pub(crate) fn name_index<'a>(
+    names: impl Iterator<Item = Option<&'a str>>,
+    what: &str,
+) -> Result<HashMap<String, u32>> {
+    let mut index = HashMap::new();
+    for (i, name) in names.enumerate() {
+        let Some(name) = name else { continue };
+        if index.insert(name.to_string(), i as u32).is_some() {
+            return Err(Error::invalid_schema(format!(
+                "{what} contains the name {name:?} more than once, so names cannot select it"
+            )));
+        }
+    }
+    Ok(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_names<'a>() -> Result<&'a HashMap<String, u32>> {
+        panic!("names should not be needed")
+    }
+
+    #[test]
+    fn ranges_follow_python_slicing() {
+        let ids = |s, e, st| python_slice(s, e, st, 10).unwrap();
+        assert_eq!(ids(Some(2), Some(5), 1), vec![2, 3, 4]);
+        assert_eq!(ids(None, None, 3), vec![0, 3, 6, 9]);
+        assert_eq!(ids(Some(-3), None, 1), vec![7, 8, 9]);
+        assert_eq!(ids(None, None, -4), vec![9, 5, 1]);
+        assert_eq!(ids(Some(8), Some(2), -3), vec![8, 5]);
+        assert_eq!(ids(Some(50), Some(60), 1), Vec::<u32>::new());
+        assert!(python_slice(None, None, 0, 10).is_none());
+    }
+
+    #[test]
+    fn ids_wrap_negatives_and_reject_out_of_range() {
+        let sel = Selector::Ids(vec![0, -1, 3]);
+        assert_eq!(
+            sel.resolve(5, Axis::Cells, no_names).unwrap(),
+            Resolved::Ids(vec![0, 4, 3])
+        );
+        let err = Selector::Ids(vec![5])
+            .resolve(5, Axis::Genes, no_names)
+            .unwrap_err();
+        assert_eq!(err.message(), "gene index 5 is out of range for 5 genes");
+    }
+
+    #[test]
+    fn masks_must_match_the_axis() {
+        let sel = Selector::Mask(vec![true, false, true]);
+        assert_eq!(
+            sel.resolve(3, Axis::Cells, no_names).unwrap(),
+            Resolved::Ids(vec![0, 2])
+        );
+        let err = sel.resolve(4, Axis::Cells, no_names).unwrap_err();
+        assert!(err.message().contains("length 3 but there are 4 cells"));
+    }
+
+    #[test]
+    fn names_resolve_in_order_and_report_unknowns() {
+        let index: HashMap<String, u32> = [("a", 0), ("b", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let sel = Selector::Names(vec!["b".into(), "a".into()]);
+        assert_eq!(
+            sel.resolve(2, Axis::Genes, || Ok(&index)).unwrap(),
+            Resolved::Ids(vec![1, 0])
+        );
+        let err = Selector::Names(vec!["zz".into()])
+            .resolve(2, Axis::Genes, || Ok(&index))
+            .unwrap_err();
+        assert_eq!(err.message(), "unknown gene name: \"zz\"");
+    }
+}

@@ -1,0 +1,281 @@
+//! One Lance table of a dataset: opening it, whole-table scans, and reads of row ranges that go
+//! straight to the fragments that hold them (in parallel), never through a full scan.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Schema as ArrowSchema};
+use futures::{StreamExt, TryStreamExt};
+use lance::dataset::builder::DatasetBuilder;
+use lance::dataset::fragment::{FileFragment, FragReadConfig};
+
+use crate::error::{Error, Result, StorageContext};
+use crate::location::Location;
+
+/// Rows per batch decoded from a fragment.
+const READ_BATCH_ROWS: u32 = 64 * 1024;
+/// Fragments read at once; each also decodes its batches concurrently.
+const FRAGMENT_CONCURRENCY: usize = 8;
+const BATCH_CONCURRENCY: usize = 4;
+
+/// Where one fragment's rows sit in the table's logical row order.
+struct FragmentSpan {
+    fragment: FileFragment,
+    start: u64,
+    rows: u64,
+    has_deletions: bool,
+}
+
+/// An open Lance table with its fragment layout.
+pub struct Table {
+    role: String,
+    uri: String,
+    dataset: Arc<lance::Dataset>,
+    schema: Arc<ArrowSchema>,
+    fragments: Vec<FragmentSpan>,
+    num_rows: u64,
+}
+
+impl Table {
+    /// Opens the table `role` (e.g. `"cells"`) stored at `relative` under the dataset root.
+    pub async fn open(location: &Location, role: &str, relative: &str) -> Result<Self> {
+        let uri = location.join(relative);
+        if location.is_local() && !std::path::Path::new(&uri).is_dir() {
+            return Err(Error::missing_table(format!(
+                "table '{role}' of dataset {} is missing: {uri} does not exist",
+                location.uri()
+            )));
+        }
+        let dataset = DatasetBuilder::from_uri(&uri)
+            .with_storage_options(location.storage_options().clone())
+            .load()
+            .await
+            .map_err(|e| match e {
+                lance::Error::DatasetNotFound { .. } | lance::Error::NotFound { .. } => {
+                    Error::missing_table(format!(
+                        "table '{role}' of dataset {} is missing or not a Lance table: {uri}",
+                        location.uri()
+                    ))
+                }
+                other => Error::storage(format!("opening table '{role}' at {uri}"), other),
+            })?;
+        let dataset = Arc::new(dataset);
+        let schema = Arc::new(ArrowSchema::from(dataset.schema()));
+        let mut fragments = Vec::new();
+        let mut start = 0u64;
+        for fragment in dataset.get_fragments() {
+            let rows = fragment
+                .count_rows(None)
+                .await
+                .context(|| format!("counting rows of table '{role}' at {uri}"))?
+                as u64;
+            let has_deletions = fragment.metadata().deletion_file.is_some();
+            fragments.push(FragmentSpan {
+                fragment,
+                start,
+                rows,
+                has_deletions,
+            });
+            start += rows;
+        }
+        Ok(Self {
+            role: role.to_string(),
+            uri,
+            dataset,
+            schema,
+            fragments,
+            num_rows: start,
+        })
+    }
+
+    /// The table's role in the dataset (`expression`, `cells`, ...).
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    /// Full URI of the table.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Arrow schema of the stored columns.
+    pub fn schema(&self) -> &Arc<ArrowSchema> {
+        &self.schema
+    }
+
+    /// Number of rows (after deletions).
+    pub fn num_rows(&self) -> u64 {
+        self.num_rows
+    }
+
+    /// Number of fragments.
+    pub fn num_fragments(&self) -> usize {
+        self.fragments.len()
+    }
+
+    /// Logical row offset where each fragment starts.
+    pub fn fragment_starts(&self) -> impl Iterator<Item = u64> + '_ {
+        self.fragments.iter().map(|f| f.start)
+    }
+
+    /// The underlying Lance dataset, for adapters that scan it themselves.
+    pub fn lance(&self) -> &Arc<lance::Dataset> {
+        &self.dataset
+    }
+
+    /// The stored type of `column`, if the table has it.
+    pub fn column_type(&self, column: &str) -> Option<&DataType> {
+        self.schema
+            .field_with_name(column)
+            .ok()
+            .map(|f| f.data_type())
+    }
+
+    /// Fails with a schema error naming the table when `column` is absent.
+    pub fn require_column(&self, column: &str) -> Result<&DataType> {
+        self.column_type(column).ok_or_else(|| {
+            Error::invalid_schema(format!(
+                "table '{}' ({}) has no column '{column}'",
+                self.role, self.uri
+            ))
+        })
+    }
+
+    fn projection(&self, columns: &[&str]) -> Result<lance::datatypes::Schema> {
+        for column in columns {
+            self.require_column(column)?;
+        }
+        self.dataset
+            .schema()
+            .project(columns)
+            .context(|| format!("projecting {columns:?} of table '{}'", self.role))
+    }
+
+    /// Reads every row of `columns`, in storage order, optionally filtered by a Lance SQL predicate.
+    pub async fn scan(&self, columns: &[&str], filter: Option<&str>) -> Result<Vec<RecordBatch>> {
+        for column in columns {
+            self.require_column(column)?;
+        }
+        let mut scanner = self.dataset.scan();
+        scanner
+            .project(columns)
+            .context(|| format!("projecting {columns:?} of table '{}'", self.role))?;
+        if let Some(filter) = filter {
+            scanner.filter(filter).map_err(|e| {
+                Error::invalid_argument(format!(
+                    "invalid filter {filter:?} on table '{}': {e}",
+                    self.role
+                ))
+            })?;
+        }
+        let stream = scanner
+            .try_into_stream()
+            .await
+            .context(|| format!("scanning table '{}' at {}", self.role, self.uri))?;
+        stream
+            .try_collect()
+            .await
+            .context(|| format!("scanning table '{}' at {}", self.role, self.uri))
+    }
+
+    /// Reads the rows in `ranges` (sorted, non-overlapping logical offsets) of `columns`; the
+    /// batches come back in row order. Each fragment reads only its share of the ranges.
+    pub async fn read_ranges(
+        &self,
+        ranges: &[Range<u64>],
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>> {
+        let projection = self.projection(columns)?;
+        if let Some(last) = ranges.last() {
+            if last.end > self.num_rows {
+                return Err(Error::invalid_schema(format!(
+                    "table '{}' has {} rows but row {} was asked for: its row index is stale",
+                    self.role,
+                    self.num_rows,
+                    last.end - 1
+                )));
+            }
+        }
+        let mut jobs = Vec::new();
+        let mut next = 0usize;
+        for span in &self.fragments {
+            let (frag_start, frag_end) = (span.start, span.start + span.rows);
+            let mut local = Vec::new();
+            while next < ranges.len() && ranges[next].start < frag_end {
+                let r = &ranges[next];
+                let (s, e) = (r.start.max(frag_start), r.end.min(frag_end));
+                if s < e {
+                    local.push(s - frag_start..e - frag_start);
+                }
+                if r.end <= frag_end {
+                    next += 1;
+                } else {
+                    break;
+                }
+            }
+            if !local.is_empty() {
+                jobs.push((span, local));
+            }
+        }
+        let projection = &projection;
+        let per_fragment: Vec<Vec<RecordBatch>> = futures::stream::iter(jobs)
+            .map(|(span, local)| self.read_fragment_ranges(span, local, projection))
+            .buffered(FRAGMENT_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(per_fragment.into_iter().flatten().collect())
+    }
+
+    async fn read_fragment_ranges(
+        &self,
+        span: &FragmentSpan,
+        local: Vec<Range<u64>>,
+        projection: &lance::datatypes::Schema,
+    ) -> Result<Vec<RecordBatch>> {
+        let context = || {
+            format!(
+                "reading fragment {} of table '{}' at {}",
+                span.fragment.id(),
+                self.role,
+                self.uri
+            )
+        };
+        if span.has_deletions {
+            // Physical and logical offsets differ here; let Lance map them.
+            let offsets: Vec<u64> = local
+                .iter()
+                .flat_map(|r| (r.start + span.start)..(r.end + span.start))
+                .collect();
+            let batch = self
+                .dataset
+                .take(&offsets, projection.clone())
+                .await
+                .context(context)?;
+            return Ok(vec![batch]);
+        }
+        let reader = span
+            .fragment
+            .open(projection, FragReadConfig::default())
+            .await
+            .context(context)?;
+        let stream = reader
+            .read_ranges(local.into(), READ_BATCH_ROWS)
+            .await
+            .context(context)?;
+        stream
+            .buffered(BATCH_CONCURRENCY)
+            .try_collect()
+            .await
+            .context(context)
+    }
+
+    /// Reads single rows at sorted logical `offsets`.
+    pub async fn take(&self, offsets: &[u64], columns: &[&str]) -> Result<RecordBatch> {
+        let projection = self.projection(columns)?;
+        self.dataset
+            .take(offsets, projection)
+            .await
+            .context(|| format!("reading rows of table '{}' at {}", self.role, self.uri))
+    }
+}

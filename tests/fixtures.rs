@@ -1,0 +1,117 @@
+//! Format round trips against the datasets slafdb 0.5.2 wrote (../shared/fixtures).
+
+use std::path::PathBuf;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, UInt16Type, UInt32Type};
+use arrow_array::Array;
+use slaf::{Dataset, ErrorKind, Selector, StartIndexSource, Values};
+
+fn fixture(name: &str) -> String {
+    let shared = std::env::var("SLAF_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let path = shared.join("fixtures/slafdb-0.5.2").join(name);
+    assert!(path.exists(), "shared fixture missing: {}", path.display());
+    path.to_string_lossy().into_owned()
+}
+
+const ALL: &[&str] = &[
+    "mouse_merfish_chunked.slaf",
+    "pbmc10x_v3_mtx_chunked.slaf",
+    "pbmc68k_reduced_inmemory.slaf",
+    "perturb500_chunked.slaf",
+    "perturb500_inmemory.slaf",
+];
+
+/// Dense X built from a full scan of the expression table (the reference for range reads).
+fn scanned_dense(ds: &Dataset) -> Vec<f32> {
+    let (n, g) = ds.shape();
+    let mut dense = vec![0f32; n * g];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let batches = runtime
+        .block_on(
+            ds.expression_table()
+                .scan(&["cell_integer_id", "gene_integer_id", "value"], None),
+        )
+        .unwrap();
+    for batch in batches {
+        let cells = batch.column(0).as_primitive::<UInt32Type>();
+        let genes = batch.column(1).as_primitive::<UInt16Type>();
+        let value = |i: usize| -> f32 {
+            let v = batch.column(2);
+            match v.data_type() {
+                arrow_schema::DataType::UInt16 => v.as_primitive::<UInt16Type>().value(i) as f32,
+                _ => v.as_primitive::<Float32Type>().value(i),
+            }
+        };
+        for i in 0..batch.num_rows() {
+            dense[cells.value(i) as usize * g + genes.value(i) as usize] = value(i);
+        }
+    }
+    dense
+}
+
+#[test]
+fn every_fixture_reads_like_a_full_scan() {
+    for name in ALL {
+        let ds = Dataset::open(&fixture(name)).unwrap();
+        let (n, g) = ds.shape();
+        assert_eq!(Some(ds.nnz()), ds.config().expression_count(), "{name}");
+        let expected = scanned_dense(&ds);
+        let picks: Vec<i64> = vec![(n - 1) as i64, 0, (n / 2) as i64, 1, (n / 2) as i64];
+        let csr = ds
+            .submatrix(&Selector::Ids(picks.clone()), &Selector::All)
+            .unwrap();
+        let Values::F32(data) = &csr.data else {
+            panic!("f32 values expected")
+        };
+        for (row, &cell) in picks.iter().enumerate() {
+            let mut dense_row = vec![0f32; g];
+            for k in csr.indptr[row] as usize..csr.indptr[row + 1] as usize {
+                dense_row[csr.indices[k] as usize] = data[k];
+            }
+            let start = cell as usize * g;
+            assert_eq!(dense_row, expected[start..start + g], "{name} cell {cell}");
+        }
+    }
+}
+
+#[test]
+fn stored_start_index_is_verified() {
+    let good = Dataset::open(&fixture("mouse_merfish_chunked.slaf")).unwrap();
+    assert_eq!(good.start_index_source().unwrap(), StartIndexSource::Stored);
+    // slafdb wrote offsets for this one that do not match its expression rows.
+    let bad = Dataset::open(&fixture("perturb500_inmemory.slaf")).unwrap();
+    assert_eq!(bad.start_index_source().unwrap(), StartIndexSource::Derived);
+}
+
+#[test]
+fn obs_var_and_embeddings() {
+    let ds = Dataset::open(&fixture("pbmc68k_reduced_inmemory.slaf")).unwrap();
+    let obs = ds.obs().unwrap();
+    assert_eq!(obs.num_rows(), 700);
+    assert_eq!(obs.schema().field(0).name(), "cell_id");
+    assert!(obs.column_by_name("cell_start_index").is_none());
+    assert!(obs.column_by_name("X_umap").is_none());
+    let umap = ds.obsm("X_umap").unwrap();
+    assert_eq!((umap.n_rows, umap.n_cols), (700, 2));
+    let pcs = ds.varm("PCs").unwrap();
+    assert_eq!((pcs.n_rows, pcs.n_cols), (765, 50));
+    let conn = ds.obsp("connectivities").unwrap();
+    assert_eq!((conn.n_rows, conn.n_cols), (700, 700));
+    assert!(conn.nnz() > 0);
+    assert_eq!(ds.obsm("nope").unwrap_err().kind(), ErrorKind::UnknownName);
+    assert!(ds.uns().unwrap().unwrap().get("louvain").is_some());
+    let var = ds.var().unwrap();
+    assert_eq!(var.column(0).len(), 765);
+}
+
+#[test]
+fn info_lists_the_dataset() {
+    let ds = Dataset::open(&fixture("pbmc68k_reduced_inmemory.slaf")).unwrap();
+    let text = ds.info().to_string();
+    assert!(text.contains("shape: 700 cells × 765 genes"), "{text}");
+    assert!(text.contains("obsm: X_pca (50), X_umap (2)"), "{text}");
+    assert!(text.contains("obsp: connectivities, distances"), "{text}");
+}
