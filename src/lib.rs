@@ -23,6 +23,7 @@ mod runtime;
 mod selection;
 mod start_index;
 mod table;
+pub mod tokenize;
 
 pub use columns::Values;
 pub use config::Config;

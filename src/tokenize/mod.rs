@@ -1,0 +1,296 @@
+//! Cell tokenizers for single-cell foundation models, over CSR batches of raw counts.
+//!
+//! The rules are those of the reference tokenizers (Geneformer's rank-value encoding, scGPT's
+//! value binning), written down in `notes/TOKENIZERS.md`; every choice the references leave open
+//! (tie-breaking, genes beyond `vocab_size`, randomness) is fixed and documented here.
+//!
+//! * [`vocab`]: gene → token maps (the slaf layout `PAD/CLS/SEP/MASK = 0..3`, gene token =
+//!   `gene_integer_id + 4`, or a token dictionary keyed by gene name).
+//! * [`geneformer`]: rank-value encoding, V1 and V2 presets.
+//! * [`scgpt`]: per-cell quantile binning, seeded tie-breaking and subsampling.
+//! * [`dictionary`]: loading token and gene-median dictionaries (JSON, TSV, Python pickle).
+//!
+//! Cells are tokenized in parallel with rayon; each rayon task reuses its scratch buffers, so the
+//! hot loop does no per-cell heap allocation once the buffers have grown.
+//!
+//! ```
+//! use slaf::tokenize::{CellBatch, Vocab};
+//! use slaf::tokenize::geneformer::{GeneformerConfig, GeneformerTokenizer};
+//!
+//! // Two cells over 3 genes: cell 7 = {gene 0: 1, gene 2: 5}, cell 9 = {}.
+//! let batch = CellBatch::new(&[0, 2, 2], &[0, 2], &[1.0, 5.0], &[7, 9])?;
+//! let mut config = GeneformerConfig::v1();
+//! config.max_genes = 4;
+//! let tokenizer = GeneformerTokenizer::new(config, Vocab::slaf(3, None)?)?;
+//! let out = tokenizer.tokenize(&batch)?;
+//! assert_eq!(out.input_ids, vec![6, 4, 0, 0, 0, 0, 0, 0]); // rank order, PAD = 0
+//! assert_eq!(out.cell_ids, vec![7, 9]);
+//! # Ok::<(), slaf::Error>(())
+//! ```
+
+pub mod dictionary;
+pub mod geneformer;
+pub mod scgpt;
+pub mod vocab;
+
+pub use dictionary::{
+    load_gene_medians, load_token_dictionary, DictionaryFormat, GeneMedianDictionary,
+    TokenDictionary,
+};
+pub use vocab::Vocab;
+
+use rayon::prelude::*;
+
+use crate::{Error, Result};
+
+/// A borrowed CSR batch of cells: row `i` (cell `cell_ids[i]`) holds entries
+/// `indptr[i]..indptr[i + 1]` of `gene_ids` (gene_integer_id) and `values` (raw counts).
+///
+/// Entries within a row may be in any order; a gene should appear at most once per row
+/// (canonical CSR; duplicates are not merged). `indptr` need not start at 0, so a window of a
+/// larger CSR can be passed without copying.
+#[derive(Debug, Clone, Copy)]
+pub struct CellBatch<'a> {
+    indptr: &'a [i64],
+    gene_ids: &'a [u32],
+    values: &'a [f32],
+    cell_ids: &'a [u32],
+}
+
+impl<'a> CellBatch<'a> {
+    /// Checks the CSR invariants once, so the tokenizers can slice without further checks.
+    pub fn new(
+        indptr: &'a [i64],
+        gene_ids: &'a [u32],
+        values: &'a [f32],
+        cell_ids: &'a [u32],
+    ) -> Result<Self> {
+        if indptr.len() != cell_ids.len() + 1 {
+            return Err(Error::invalid_argument(format!(
+                "CSR batch: indptr has {} entries, expected {} (number of cells + 1)",
+                indptr.len(),
+                cell_ids.len() + 1
+            )));
+        }
+        if gene_ids.len() != values.len() {
+            return Err(Error::invalid_argument(format!(
+                "CSR batch: {} gene ids but {} values",
+                gene_ids.len(),
+                values.len()
+            )));
+        }
+        if indptr[0] < 0 {
+            return Err(Error::invalid_argument(format!(
+                "CSR batch: indptr starts at {}, must be >= 0",
+                indptr[0]
+            )));
+        }
+        if let Some(i) = indptr.windows(2).position(|w| w[1] < w[0]) {
+            return Err(Error::invalid_argument(format!(
+                "CSR batch: indptr decreases at row {i} ({} > {})",
+                indptr[i],
+                indptr[i + 1]
+            )));
+        }
+        let end = indptr[indptr.len() - 1];
+        if end as u64 > gene_ids.len() as u64 {
+            return Err(Error::invalid_argument(format!(
+                "CSR batch: indptr ends at {end} but there are only {} entries",
+                gene_ids.len()
+            )));
+        }
+        Ok(Self {
+            indptr,
+            gene_ids,
+            values,
+            cell_ids,
+        })
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        self.cell_ids.len()
+    }
+
+    /// Whether the batch holds no cells.
+    pub fn is_empty(&self) -> bool {
+        self.cell_ids.is_empty()
+    }
+
+    /// Cell ids, in row order.
+    pub fn cell_ids(&self) -> &'a [u32] {
+        self.cell_ids
+    }
+
+    /// Gene ids and values of row `i`.
+    pub fn row(&self, i: usize) -> (&'a [u32], &'a [f32]) {
+        // Bounds were validated in `new`, so these casts and slices cannot fail.
+        let (start, end) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
+        (&self.gene_ids[start..end], &self.values[start..end])
+    }
+}
+
+/// Tokenizer output for one batch, in the layout a PyTorch loop receives: `[B, L]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBatch {
+    /// Sequence length `L`, fixed per tokenizer.
+    pub seq_len: usize,
+    /// Token ids, `[B, L]` flattened row-major; padding holds the vocabulary's PAD id.
+    pub input_ids: Vec<i64>,
+    /// `[B, L]`: true on real tokens (specials included), false on padding.
+    pub attention_mask: Vec<bool>,
+    /// `[B, L]` per-token values for value-aware tokenizers (scGPT); `None` for Geneformer.
+    pub values: Option<Vec<f32>>,
+    /// `[B]` cell ids, in row order.
+    pub cell_ids: Vec<i64>,
+}
+
+impl TokenBatch {
+    /// A batch of `n_cells` rows of length `seq_len`, all padding.
+    fn padded(cells: &CellBatch<'_>, seq_len: usize, pad_id: i64, pad_value: Option<f32>) -> Self {
+        let n = cells.len() * seq_len;
+        Self {
+            seq_len,
+            input_ids: vec![pad_id; n],
+            attention_mask: vec![false; n],
+            values: pad_value.map(|v| vec![v; n]),
+            cell_ids: cells.cell_ids.iter().map(|&c| i64::from(c)).collect(),
+        }
+    }
+
+    /// Number of cells `B`.
+    pub fn batch_size(&self) -> usize {
+        self.cell_ids.len()
+    }
+
+    /// Token ids of row `i`.
+    pub fn ids(&self, i: usize) -> &[i64] {
+        &self.input_ids[i * self.seq_len..(i + 1) * self.seq_len]
+    }
+
+    /// Attention mask of row `i`.
+    pub fn mask(&self, i: usize) -> &[bool] {
+        &self.attention_mask[i * self.seq_len..(i + 1) * self.seq_len]
+    }
+
+    /// Values of row `i`, for value-aware tokenizers.
+    pub fn row_values(&self, i: usize) -> Option<&[f32]> {
+        self.values
+            .as_ref()
+            .map(|v| &v[i * self.seq_len..(i + 1) * self.seq_len])
+    }
+
+    /// Number of real (non-pad) tokens, for throughput in tokens/s.
+    pub fn non_pad_tokens(&self) -> usize {
+        self.attention_mask.iter().filter(|&&m| m).count()
+    }
+}
+
+/// Which genes `n_counts` (the per-cell total used for normalisation) sums over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CountsScope {
+    /// Every stored entry of the cell (Geneformer's `n_counts`, scanpy's `normalize_total`).
+    #[default]
+    AllGenes,
+    /// Only genes the tokenizer keeps (in the vocabulary, and with a median when medians are
+    /// given), as BioNeMo's Geneformer dataset does.
+    InVocabulary,
+}
+
+/// One output row handed to a per-cell encoder: slices of the batch's buffers, pre-filled with
+/// padding.
+struct RowOut<'a> {
+    ids: &'a mut [i64],
+    mask: &'a mut [bool],
+    values: Option<&'a mut [f32]>,
+}
+
+/// Runs `encode(scratch, row_index, row_out)` over every row of `out` in parallel. Each rayon task
+/// creates one `S` and reuses it for all the rows it handles, so encoders keep their working
+/// buffers there instead of allocating per cell.
+fn fill_rows<S, F>(out: &mut TokenBatch, encode: F) -> Result<()>
+where
+    S: Default,
+    F: Fn(&mut S, usize, RowOut<'_>) -> Result<()> + Sync + Send,
+{
+    let l = out.seq_len;
+    let ids = out.input_ids.par_chunks_mut(l);
+    let mask = out.attention_mask.par_chunks_mut(l);
+    match out.values.as_mut() {
+        Some(values) => ids
+            .zip(mask)
+            .zip(values.par_chunks_mut(l))
+            .enumerate()
+            .try_for_each_init(S::default, |s, (i, ((ids, mask), values))| {
+                let values = Some(values);
+                encode(s, i, RowOut { ids, mask, values })
+            }),
+        None => ids
+            .zip(mask)
+            .enumerate()
+            .try_for_each_init(S::default, |s, (i, (ids, mask))| {
+                encode(
+                    s,
+                    i,
+                    RowOut {
+                        ids,
+                        mask,
+                        values: None,
+                    },
+                )
+            }),
+    }
+}
+
+/// Errors for a gene id beyond the vocabulary's gene count: a sign the batch and the vocabulary
+/// come from different datasets.
+fn gene_out_of_range(gene: u32, cell: u32, n_genes: usize) -> Error {
+    Error::out_of_range(format!(
+        "cell {cell}: gene_integer_id {gene} is out of range for a vocabulary over {n_genes} genes"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn batch_validation() {
+        assert!(CellBatch::new(&[0, 1], &[0], &[1.0], &[5]).is_ok());
+        let bad = [
+            CellBatch::new(&[0, 1], &[0], &[1.0], &[5, 6]).unwrap_err(),
+            CellBatch::new(&[0, 1], &[0, 1], &[1.0], &[5]).unwrap_err(),
+            CellBatch::new(&[0, 2, 1], &[0, 1], &[1.0, 1.0], &[5, 6]).unwrap_err(),
+            CellBatch::new(&[0, 3], &[0, 1], &[1.0, 1.0], &[5]).unwrap_err(),
+            CellBatch::new(&[-1, 1], &[0, 1], &[1.0, 1.0], &[5]).unwrap_err(),
+            CellBatch::new(&[], &[], &[], &[]).unwrap_err(),
+        ];
+        for e in bad {
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        }
+    }
+
+    #[test]
+    fn batch_window_rows() {
+        // A window of a larger CSR: indptr starts at 1.
+        let b = CellBatch::new(&[1, 2, 4], &[9, 0, 1, 2], &[9.0, 1.0, 2.0, 3.0], &[3, 4]).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.row(0), (&[0u32][..], &[1.0f32][..]));
+        assert_eq!(b.row(1), (&[1u32, 2][..], &[2.0f32, 3.0][..]));
+    }
+
+    #[test]
+    fn token_batch_accessors() {
+        let cells = CellBatch::new(&[0, 0, 0], &[], &[], &[1, 2]).unwrap();
+        let mut t = TokenBatch::padded(&cells, 3, 0, Some(-2.0));
+        t.input_ids[3] = 7;
+        t.attention_mask[3] = true;
+        assert_eq!(t.batch_size(), 2);
+        assert_eq!(t.ids(1), &[7, 0, 0]);
+        assert_eq!(t.mask(1), &[true, false, false]);
+        assert_eq!(t.row_values(0), Some(&[-2.0f32; 3][..]));
+        assert_eq!(t.non_pad_tokens(), 1);
+        assert_eq!(t.cell_ids, vec![1, 2]);
+    }
+}
