@@ -14,6 +14,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
 from slaf import SLAFArray
+
 from synthetic import generate
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "demo.slaf"

@@ -13,6 +13,7 @@ use crate::axis::{self, AxisColumns, CELLS, GENES};
 use crate::columns::{extend_ids, retain, to_strings, Values};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::layers::LayerTable;
 use crate::location::Location;
 use crate::matrix::{self, CellRows, Csr, Dense};
 use crate::runtime::block_on;
@@ -34,8 +35,22 @@ pub struct Dataset {
     cells: Table,
     genes: Table,
     start_index: OnceLock<StartIndex>,
+    layers: OnceLock<LayerTable>,
     cell_names: OnceLock<HashMap<String, u32>>,
     gene_names: OnceLock<HashMap<String, u32>>,
+}
+
+/// The distinct ids of a selection, ascending (the order rows are stored in).
+fn unique_sorted(cells: &Resolved) -> Vec<u32> {
+    match cells {
+        Resolved::All(n) => (0..*n as u32).collect(),
+        Resolved::Ids(ids) => {
+            let mut unique = ids.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            unique
+        }
+    }
 }
 
 /// Runs a fallible initialiser once; a failure is returned and retried next time.
@@ -101,6 +116,7 @@ impl Dataset {
             cells,
             genes,
             start_index: OnceLock::new(),
+            layers: OnceLock::new(),
             cell_names: OnceLock::new(),
             gene_names: OnceLock::new(),
         })
@@ -230,37 +246,14 @@ impl Dataset {
     /// [`Dataset::submatrix`] for already resolved selections.
     pub fn submatrix_resolved(&self, cells: &Resolved, genes: &Resolved) -> Result<Csr> {
         let start_index = self.start_index()?;
-        let unique: Vec<u32> = match cells {
-            Resolved::All(n) => (0..*n as u32).collect(),
-            Resolved::Ids(ids) => {
-                let mut unique = ids.clone();
-                unique.sort_unstable();
-                unique.dedup();
-                unique
-            }
-        };
-        let rows = block_on(self.read_cell_rows(start_index, unique))?;
+        let rows = block_on(self.read_cell_rows(start_index, unique_sorted(cells)))?;
         matrix::assemble(&rows, cells, genes, self.config.n_genes)
     }
 
     /// Reads gene ids and values of `cells` (ascending, unique) through their row ranges.
     async fn read_cell_rows(&self, start_index: &StartIndex, cells: Vec<u32>) -> Result<CellRows> {
-        let mut offsets = Vec::with_capacity(cells.len() + 1);
-        let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
-        let mut total = 0usize;
-        offsets.push(0);
-        for &cell in &cells {
-            let range = start_index.range(cell);
-            total += (range.end - range.start) as usize;
-            offsets.push(total);
-            if range.is_empty() {
-                continue;
-            }
-            match ranges.last_mut() {
-                Some(last) if last.end == range.start => last.end = range.end,
-                _ => ranges.push(range),
-            }
-        }
+        let (ranges, offsets) = start_index.ranges_of(&cells);
+        let total = *offsets.last().expect("offsets start with 0");
         let batches = self
             .expression
             .read_ranges(&ranges, &[GENE_COLUMN, VALUE_COLUMN])
@@ -286,6 +279,25 @@ impl Dataset {
             genes,
             values,
         })
+    }
+
+    /// The submatrix of layer `name`: `cells × genes` as CSR (entries the layer does not
+    /// store — nulls and zeros — are left out).
+    pub fn layer_submatrix(&self, name: &str, cells: &Selector, genes: &Selector) -> Result<Csr> {
+        let cells = self.resolve_cells(cells)?;
+        let genes = self.resolve_genes(genes)?;
+        let layers = get_or_try_init(&self.layers, || {
+            let relative = self.config.tables.get("layers").ok_or_else(|| {
+                Error::unknown_name(format!("no layer {name:?}: this dataset has no layers"))
+            })?;
+            block_on(LayerTable::open(
+                &self.location,
+                relative,
+                self.config.n_cells,
+            ))
+        })?;
+        let rows = block_on(layers.read(name, unique_sorted(&cells)))?;
+        matrix::assemble(&rows, &cells, &genes, self.config.n_genes)
     }
 
     /// obsm keys with their widths.

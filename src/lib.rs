@@ -17,6 +17,7 @@ mod columns;
 pub mod config;
 mod dataset;
 mod error;
+mod layers;
 mod location;
 mod matrix;
 mod runtime;

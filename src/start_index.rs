@@ -37,6 +37,28 @@ impl StartIndex {
         self.offsets[cell as usize]..self.offsets[cell as usize + 1]
     }
 
+    /// Row ranges covering `cells` (ascending, unique), adjacent ones merged, and where each
+    /// cell's rows start in the concatenated result (`cells.len() + 1` offsets).
+    pub fn ranges_of(&self, cells: &[u32]) -> (Vec<Range<u64>>, Vec<usize>) {
+        let mut offsets = Vec::with_capacity(cells.len() + 1);
+        let mut ranges: Vec<Range<u64>> = Vec::new();
+        let mut total = 0usize;
+        offsets.push(0);
+        for &cell in cells {
+            let range = self.range(cell);
+            total += (range.end - range.start) as usize;
+            offsets.push(total);
+            if range.is_empty() {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => ranges.push(range),
+            }
+        }
+        (ranges, offsets)
+    }
+
     pub fn source(&self) -> StartIndexSource {
         self.source
     }
@@ -175,5 +197,19 @@ mod tests {
         assert_eq!(structurally_valid(&[0, 3, 2], 5), None);
         assert_eq!(structurally_valid(&[0, 6], 5), None);
         assert_eq!(structurally_valid(&[], 0), Some(vec![0]));
+    }
+
+    #[test]
+    fn ranges_merge_adjacent_cells() {
+        let index = StartIndex {
+            offsets: vec![0, 2, 2, 5, 9],
+            source: StartIndexSource::Stored,
+        };
+        let (ranges, offsets) = index.ranges_of(&[0, 1, 2, 3]);
+        assert_eq!(ranges, vec![0..9]);
+        assert_eq!(offsets, vec![0, 2, 2, 5, 9]);
+        let (ranges, offsets) = index.ranges_of(&[0, 3]);
+        assert_eq!(ranges, vec![0..2, 5..9]);
+        assert_eq!(offsets, vec![0, 2, 6]);
     }
 }

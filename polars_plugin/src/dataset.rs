@@ -185,6 +185,21 @@ impl NativeDataset {
         csr_to_py(py, &csr)
     }
 
+    /// `(shape, indptr, indices, data, dtype)` of layers[name][cells, genes].
+    fn layer_submatrix<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        cells: &Bound<'py, PyAny>,
+        genes: &Bound<'py, PyAny>,
+    ) -> PyResult<CsrParts<'py>> {
+        let (cells, genes) = (selector(cells)?, selector(genes)?);
+        let csr = py
+            .detach(|| self.inner.layer_submatrix(&name, &cells, &genes))
+            .py_err()?;
+        csr_to_py(py, &csr)
+    }
+
     /// Integer ids (uint32 bytes) picked by a cell selector, in output order.
     fn resolve_cells<'py>(
         &self,

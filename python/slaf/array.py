@@ -167,7 +167,9 @@ class SLAFArray:
 
         return read
 
-    def get_submatrix(self, cell_selector: Any = None, gene_selector: Any = None) -> sp.csr_matrix:
+    def get_submatrix(
+        self, cell_selector: Any = None, gene_selector: Any = None, layer: str | None = None
+    ) -> sp.csr_matrix:
         """Read ``X[cell_selector, gene_selector]`` as a CSR matrix.
 
         Parameters
@@ -175,6 +177,8 @@ class SLAFArray:
         cell_selector, gene_selector
             ``None`` / ``slice(None)`` for all; an int, slice, boolean mask, integer ids, a name
             or a list of names. Rows and columns come out in the order selected.
+        layer
+            Read this layer (see ``layer_names``) instead of X.
 
         Returns
         -------
@@ -183,6 +187,8 @@ class SLAFArray:
         """
         cells = to_native(cell_selector, "cell")
         genes = to_native(gene_selector, "gene")
+        if layer is not None:
+            return _csr(self._native.layer_submatrix(layer, cells, genes))
         return _csr(self._native.submatrix(cells, genes))
 
     def _long_frame(

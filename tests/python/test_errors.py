@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import slaf
-from conftest import FIXTURES
 from slaf import SLAFArray
+
+from conftest import FIXTURES
 
 GOOD = FIXTURES / "pbmc10x_v3_mtx_chunked.slaf"
 

@@ -7,8 +7,10 @@ import pandas as pd
 import polars as pl
 import pytest
 import scipy.sparse as sp
-from conftest import FIXTURES, source
+
 from slaf import SLAFArray
+
+from conftest import FIXTURES, source
 
 
 def _dense(x) -> np.ndarray:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from conftest import FIXTURES, source
+
 from slaf import SLAFArray
+
+from conftest import FIXTURES, source
 
 NAME = "perturb500_chunked.slaf"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import lance
 import numpy as np
 import scipy.sparse as sp
+
 from slaf import SLAFArray
 
 
