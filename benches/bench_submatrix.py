@@ -89,10 +89,16 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=20_000)
     parser.add_argument("--nnz-per-cell", type=float, default=1500)
     parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument(
+        "--ours-python",
+        type=Path,
+        default=Path(sys.executable),
+        help="interpreter whose `slaf` is ours (e.g. a venv with a release wheel)",
+    )
     args = parser.parse_args()
 
     path = ensure_dataset(args.cells, args.genes, args.nnz_per_cell)
-    ours = run(Path(sys.executable), path, args.reps)
+    ours = run(args.ours_python, path, args.reps)
     theirs = run(ensure_slafdb(), path, args.reps)
     config = json.loads((path / "config.json").read_text())
     nnz = config["metadata"]["expression_count"]
