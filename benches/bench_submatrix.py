@@ -109,7 +109,7 @@ def main() -> None:
     print(f"ours: {ours['module']}\nslafdb: {theirs['module']}\n")
     print(f"{'query':<28}{'ours (ms)':>12}{'slafdb (ms)':>14}{'slafdb/ours':>14}")
     rows = [
-        ("open (incl. metadata)", [ours["open_s"]], [theirs["open_s"]]),
+        ("open (slafdb: + obs/var)", [ours["open_s"]], [theirs["open_s"]]),
         ("get_submatrix 1000 cells", ours["many_s"], theirs["many_s"]),
         ("get_submatrix 1 cell", ours["one_s"], theirs["one_s"]),
     ]
