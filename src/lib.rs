@@ -25,6 +25,7 @@ mod selection;
 mod start_index;
 mod table;
 pub mod tokenize;
+pub mod writer;
 
 pub use columns::Values;
 pub use config::Config;

@@ -3,6 +3,7 @@
 mod arrow_export;
 mod dataset;
 mod errors;
+mod writer;
 
 use pyo3::prelude::*;
 
@@ -10,6 +11,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::NativeDataset>()?;
     m.add_class::<arrow_export::ArrowStream>()?;
+    m.add_class::<writer::NativeWriter>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 from slaf._native import __version__
 from slaf.array import SLAFArray
+from slaf.convert import convert
 from slaf.errors import (
     DatasetNotFoundError,
     InvalidArgumentError,
@@ -32,4 +33,5 @@ __all__ = [
     "StorageError",
     "UnknownNameError",
     "__version__",
+    "convert",
 ]

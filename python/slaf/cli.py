@@ -1,0 +1,117 @@
+"""The ``slaf`` command line: ``convert``, ``append`` and ``info``.
+
+User mistakes end with a one-line ``slaf: error: ...`` on stderr and exit status 1 (2 for
+bad arguments); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import NoReturn
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"slaf: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from slaf.convert import DEFAULT_CHUNK_SIZE, FORMATS
+
+    parser = _Parser(prog="slaf", description="Sparse Lazy Array Format tools.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    convert = commands.add_parser("convert", help="convert h5ad / 10x inputs into a dataset")
+    convert.add_argument("paths", nargs="+", metavar="IN... OUT", help="inputs, then the output")
+    convert.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N")
+    convert.add_argument("--format", choices=FORMATS, default=None)
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    convert.add_argument("--quiet", action="store_true", help="no progress line")
+
+    append = commands.add_parser("append", help="append inputs to an existing dataset")
+    append.add_argument("paths", nargs="+", metavar="IN... EXISTING")
+    append.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N")
+    append.add_argument("--format", choices=FORMATS, default=None)
+    append.add_argument("--quiet", action="store_true", help="no progress line")
+
+    info = commands.add_parser("info", help="summarise a dataset")
+    info.add_argument("path")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    from slaf.array import SLAFArray
+    from slaf.convert import append, convert
+
+    if args.command == "info":
+        SLAFArray(args.path).info()
+        return
+    if len(args.paths) < 2:
+        raise _UsageError(f"{args.command} needs at least one input and a destination")
+    *inputs, destination = args.paths
+    show = not args.quiet and sys.stderr.isatty()
+    if args.command == "convert":
+        convert(
+            inputs,
+            destination,
+            input_format=args.format,
+            chunk_size=args.chunk_size,
+            overwrite=args.overwrite,
+            progress=show,
+        )
+        print(f"wrote {destination}")
+    else:
+        append(
+            inputs,
+            destination,
+            input_format=args.format,
+            chunk_size=args.chunk_size,
+            progress=show,
+        )
+        print(f"appended {len(inputs)} input(s) to {destination}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``slaf`` command; returns the exit status.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name (``sys.argv[1:]`` when omitted).
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = lambda message, *_a, **_k: sys.stderr.write(
+        f"slaf: warning: {message}\n"
+    )
+    try:
+        _run(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nslaf: interrupted; nothing was written\n")
+        return 130
+    except _UsageError as e:
+        sys.stderr.write(f"slaf: error: {e}\n")
+        return 2
+    except Exception as e:  # every failure is reported as one line, never a traceback
+        sys.stderr.write(f"slaf: error: {_one_line(e)}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

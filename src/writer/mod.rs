@@ -1,0 +1,669 @@
+//! The SLAF writer: streams chunks of cells (CSR) with their annotations into a new dataset, or
+//! appends them to an existing one as new Lance versions.
+//!
+//! Safety: everything is written into a hidden sibling directory (for an append, a hard-linked
+//! copy of the dataset) and renamed onto the target only after `config.json`, written last, is
+//! in place. A failed, dropped or killed write leaves the target as it was.
+//!
+//! ```no_run
+//! use slaf::writer::{ChunkValues, CsrChunk, NewDataset, ValueType, Writer};
+//! # fn batch() -> arrow_array::RecordBatch { unimplemented!() }
+//! let mut w = Writer::create("out.slaf", NewDataset {
+//!     n_cells: 2, n_genes: 3, value_type: ValueType::UInt16, layers: vec![],
+//!     overwrite: false, rows_per_fragment: None,
+//! })?;
+//! w.write_genes(&batch())?;            // gene_id + var columns
+//! w.begin_source("in.h5ad", 2);
+//! let x = CsrChunk { indptr: vec![0, 1, 2], indices: vec![0, 2],
+//!                    values: ChunkValues::UInt16(vec![5, 1]) };
+//! w.write_cells(x, &batch(), vec![])?;  // cell_id + obs columns + obsm
+//! w.finish()?;
+//! # Ok::<(), slaf::Error>(())
+//! ```
+
+mod config_out;
+mod expression;
+mod sink;
+mod staging;
+mod tables;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::compute::concat_batches;
+use arrow_array::{RecordBatch, StringArray};
+use arrow_schema::{DataType, SchemaRef};
+use serde_json::{json, Map, Value};
+
+pub use expression::{ChunkValues, CsrChunk, ValueType};
+pub use sink::DEFAULT_ROWS_PER_FRAGMENT;
+pub use tables::Coo;
+
+use crate::columns::to_strings;
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::runtime::block_on;
+use crate::table::Table;
+use expression::{ExpressionBuffer, IdTypes, Stats};
+use sink::TableSink;
+use staging::Staging;
+use tables::{align, axis_batch, pairwise_batch, LayerRows};
+
+/// Cells rows buffered before a cells fragment is written.
+const CELL_ROWS_PER_WRITE: usize = 1 << 20;
+
+/// What a new dataset will hold.
+#[derive(Debug, Clone)]
+pub struct NewDataset {
+    /// Total cells expected (picks the id column types; more may be written if they fit).
+    pub n_cells: u64,
+    pub n_genes: usize,
+    /// Decided by the caller from *all* values: uint16 only if every value is an integer
+    /// in `0..=65535`. Chunks are checked against it.
+    pub value_type: ValueType,
+    /// Layer names (columns of `layers.lance`).
+    pub layers: Vec<String>,
+    /// Replace an existing dataset at the target.
+    pub overwrite: bool,
+    /// Rows per expression/layers fragment (default [`DEFAULT_ROWS_PER_FRAGMENT`]).
+    pub rows_per_fragment: Option<usize>,
+}
+
+/// Which pairwise table: obsp (`cellsxcells`) or varp (`genesxgenes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairwise {
+    Obsp,
+    Varp,
+}
+
+/// A dataset being written. Dropping it without [`Writer::finish`] discards the work.
+pub struct Writer {
+    previous: Option<Map<String, Value>>,
+    table_paths: BTreeMap<&'static str, String>,
+    n_genes: usize,
+    gene_ids: Option<Vec<String>>,
+    value_type: ValueType,
+    rows_per_fragment: usize,
+    n_cells: u64,
+    nnz: u64,
+    expression: ExpressionBuffer,
+    expression_sink: TableSink,
+    cells_sink: TableSink,
+    cells_pending: Vec<RecordBatch>,
+    cells_pending_rows: usize,
+    genes_sink: TableSink,
+    layers: LayerRows,
+    layers_sink: TableSink,
+    obsp_sink: TableSink,
+    varp_sink: TableSink,
+    obsp_keys: Vec<String>,
+    varp_keys: Vec<String>,
+    uns: Option<String>,
+    sources: Vec<Value>,
+    source_offset: u64,
+    /// Declared last so that it is dropped last: the sinks' background writes finish before
+    /// an abandoned staging directory is removed.
+    staging: Staging,
+}
+
+fn existing_schema(table: &Table) -> SchemaRef {
+    table.schema().clone()
+}
+
+impl Writer {
+    /// Starts a new dataset at `path` (a local directory that must not exist unless
+    /// `spec.overwrite`).
+    pub fn create(path: &str, spec: NewDataset) -> Result<Self> {
+        if spec
+            .layers
+            .iter()
+            .any(|l| l == "cell_integer_id" || l == "gene_integer_id")
+        {
+            return Err(Error::invalid_argument(
+                "a layer cannot be named like an id column",
+            ));
+        }
+        let staging = Staging::create(path, spec.overwrite)?;
+        let dir = staging.dir().to_path_buf();
+        let ids = IdTypes::for_shape(spec.n_cells, spec.n_genes);
+        let mut table_paths = BTreeMap::new();
+        for (role, file) in [
+            ("expression", "expression.lance"),
+            ("cells", "cells.lance"),
+            ("genes", "genes.lance"),
+            ("layers", "layers.lance"),
+            ("cellsxcells", "cellsxcells.lance"),
+            ("genesxgenes", "genesxgenes.lance"),
+        ] {
+            table_paths.insert(role, file.to_string());
+        }
+        let at = |role: &str| dir.join(&table_paths[role]);
+        Ok(Self {
+            expression_sink: TableSink::new("expression", &at("expression"), None),
+            cells_sink: TableSink::new("cells", &at("cells"), None),
+            genes_sink: TableSink::new("genes", &at("genes"), None),
+            layers_sink: TableSink::new("layers", &at("layers"), None),
+            obsp_sink: TableSink::new("cellsxcells", &at("cellsxcells"), None),
+            varp_sink: TableSink::new("genesxgenes", &at("genesxgenes"), None),
+            staging,
+            previous: None,
+            table_paths,
+            n_genes: spec.n_genes,
+            gene_ids: None,
+            value_type: spec.value_type,
+            rows_per_fragment: spec
+                .rows_per_fragment
+                .unwrap_or(DEFAULT_ROWS_PER_FRAGMENT)
+                .max(1),
+            n_cells: 0,
+            nnz: 0,
+            expression: ExpressionBuffer::new(ids.clone(), spec.value_type, Stats::default())?,
+            cells_pending: Vec::new(),
+            cells_pending_rows: 0,
+            layers: LayerRows::new(spec.layers, ids),
+            obsp_keys: Vec::new(),
+            varp_keys: Vec::new(),
+            uns: None,
+            sources: Vec::new(),
+            source_offset: 0,
+        })
+    }
+
+    /// Opens the dataset at `path` to append cells to it (as new Lance versions).
+    pub fn append(path: &str) -> Result<Self> {
+        let staging = Staging::update(path)?;
+        let dir = staging.dir().to_path_buf();
+        let ds = Dataset::open(&dir.to_string_lossy())?;
+        let config = ds.config();
+        let previous = config.document.clone();
+        let (n_cells, n_genes) = ds.shape();
+        let expression_schema = existing_schema(ds.expression_table());
+        let field = |name: &str| -> Result<DataType> {
+            expression_schema
+                .field_with_name(name)
+                .map(|f| f.data_type().clone())
+                .map_err(|e| Error::invalid_schema(format!("expression table: {e}")))
+        };
+        let ids = IdTypes {
+            cell: field("cell_integer_id")?,
+            gene: field("gene_integer_id")?,
+        };
+        let value_type = match field("value")? {
+            DataType::UInt16 => ValueType::UInt16,
+            DataType::Float32 => ValueType::Float32,
+            other => {
+                return Err(Error::invalid_schema(format!(
+                    "cannot append to {path}: its expression values are {other}, \
+                     the writer appends to uint16 or float32 values only"
+                )))
+            }
+        };
+        let nnz = ds.nnz();
+        let stats = recorded_stats(&previous, nnz).map_or_else(|| scan_stats(&ds), Ok)?;
+        let var = ds.var()?;
+        let gene_ids = to_strings(var.column(0), "genes.gene_id")?
+            .iter()
+            .map(|s| s.unwrap_or_default().to_string())
+            .collect();
+        let mut table_paths: BTreeMap<&'static str, String> = BTreeMap::new();
+        for role in [
+            "expression",
+            "cells",
+            "genes",
+            "layers",
+            "cellsxcells",
+            "genesxgenes",
+        ] {
+            let default = format!("{role}.lance");
+            table_paths.insert(role, config.tables.get(role).cloned().unwrap_or(default));
+        }
+        let location = Location::parse(&dir.to_string_lossy(), Default::default())?;
+        let open_optional = |role: &'static str| -> Result<Option<Table>> {
+            if !config.tables.contains_key(role) {
+                return Ok(None);
+            }
+            block_on(Table::open(&location, role, &table_paths[role])).map(Some)
+        };
+        let layers_table = open_optional("layers")?;
+        let obsp_table = open_optional("cellsxcells")?;
+        let varp_table = open_optional("genesxgenes")?;
+        let layer_names: Vec<String> = layers_table
+            .as_ref()
+            .map(|t| {
+                t.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .filter(|n| n != "cell_integer_id" && n != "gene_integer_id")
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = |role: &str| dir.join(table_paths[role].trim_start_matches("./"));
+        let sources = match previous
+            .get("multi_file")
+            .and_then(|m| m.get("source_files"))
+        {
+            Some(Value::Array(list)) => list.clone(),
+            _ => vec![json!({
+                "file_path": staging.target().to_string_lossy(),
+                "file_name": staging.target().file_name().map(|n| n.to_string_lossy().into_owned()),
+                "n_cells": n_cells,
+                "cell_offset": 0,
+            })],
+        };
+        Ok(Self {
+            expression_sink: TableSink::new(
+                "expression",
+                &at("expression"),
+                Some(expression_schema),
+            ),
+            cells_sink: TableSink::new(
+                "cells",
+                &at("cells"),
+                Some(existing_schema(ds.cells_table())),
+            ),
+            genes_sink: TableSink::new(
+                "genes",
+                &at("genes"),
+                Some(existing_schema(ds.genes_table())),
+            ),
+            layers_sink: TableSink::new(
+                "layers",
+                &at("layers"),
+                layers_table.as_ref().map(existing_schema),
+            ),
+            obsp_sink: TableSink::new(
+                "cellsxcells",
+                &at("cellsxcells"),
+                obsp_table.as_ref().map(existing_schema),
+            ),
+            varp_sink: TableSink::new(
+                "genesxgenes",
+                &at("genesxgenes"),
+                varp_table.as_ref().map(existing_schema),
+            ),
+            obsp_keys: ds.obsp_keys(),
+            varp_keys: ds.varp_keys(),
+            staging,
+            previous: Some(previous),
+            table_paths,
+            n_genes,
+            gene_ids: Some(gene_ids),
+            value_type,
+            rows_per_fragment: DEFAULT_ROWS_PER_FRAGMENT,
+            n_cells: n_cells as u64,
+            nnz,
+            expression: ExpressionBuffer::new(ids.clone(), value_type, stats)?,
+            cells_pending: Vec::new(),
+            cells_pending_rows: 0,
+            layers: LayerRows::new(layer_names, ids),
+            uns: None,
+            sources,
+            source_offset: n_cells as u64,
+        })
+    }
+
+    /// The stored value type (chunks must fit it).
+    pub fn value_type(&self) -> ValueType {
+        self.value_type
+    }
+
+    /// Layer names the dataset has.
+    pub fn layer_names(&self) -> &[String] {
+        &self.layers.names
+    }
+
+    /// Number of genes.
+    pub fn n_genes(&self) -> usize {
+        self.n_genes
+    }
+
+    /// Cells written so far (including an appended-to dataset's own).
+    pub fn n_cells(&self) -> u64 {
+        self.n_cells
+    }
+
+    /// Writes the genes table: `gene_id` (strings, in order), var columns, varm columns.
+    pub fn write_genes(&mut self, var: &RecordBatch) -> Result<()> {
+        if self.gene_ids.is_some() {
+            return Err(Error::invalid_argument(
+                "the genes table is already written",
+            ));
+        }
+        if var.num_rows() != self.n_genes {
+            return Err(Error::invalid_argument(format!(
+                "var has {} rows but the dataset has {} genes",
+                var.num_rows(),
+                self.n_genes
+            )));
+        }
+        let batch = axis_batch(var, "gene_id", "gene_integer_id", 0, None)?;
+        let names = to_strings(batch.column(0), "var.gene_id")?;
+        self.gene_ids = Some(
+            names
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string())
+                .collect(),
+        );
+        self.genes_sink.write(batch)
+    }
+
+    /// Checks that `source` has the dataset's genes in the same order.
+    pub fn check_genes(&self, gene_ids: &[String], source: &str) -> Result<()> {
+        let Some(ours) = &self.gene_ids else {
+            return Err(Error::invalid_argument(
+                "the genes table is not written yet",
+            ));
+        };
+        if ours.len() != gene_ids.len() {
+            return Err(Error::invalid_argument(format!(
+                "{source} has {} genes but the dataset has {}; all inputs need the same genes \
+                 in the same order",
+                gene_ids.len(),
+                ours.len()
+            )));
+        }
+        if let Some(i) = (0..ours.len()).find(|&i| ours[i] != gene_ids[i]) {
+            return Err(Error::invalid_argument(format!(
+                "gene order of {source} differs from the dataset: gene {i} is {:?} there but \
+                 {:?} in the dataset; all inputs need the same genes in the same order",
+                gene_ids[i], ours[i]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts the cells of one input file (recorded under `multi_file` in config.json).
+    pub fn begin_source(&mut self, file_path: &str, n_cells: u64) {
+        self.source_offset = self.n_cells;
+        let name = Path::new(file_path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        self.sources.push(json!({
+            "file_path": file_path,
+            "file_name": name,
+            "n_cells": n_cells,
+            "cell_offset": self.n_cells,
+        }));
+    }
+
+    /// Writes the next cells: X rows, their annotations (`cell_id`, obs columns, obsm columns)
+    /// and the same rows of any layers.
+    pub fn write_cells(
+        &mut self,
+        x: CsrChunk,
+        obs: &RecordBatch,
+        layers: Vec<(String, CsrChunk)>,
+    ) -> Result<()> {
+        if self.gene_ids.is_none() {
+            return Err(Error::invalid_argument("write the genes before the cells"));
+        }
+        let n = obs.num_rows();
+        x.validate(n, self.n_genes, "X chunk")?;
+        let mut layer_chunks = Vec::with_capacity(layers.len());
+        for (name, chunk) in &layers {
+            let index = self
+                .layers
+                .names
+                .iter()
+                .position(|l| l == name)
+                .ok_or_else(|| {
+                    Error::unknown_name(format!(
+                        "layer {name:?} is not one of the dataset's layers ({})",
+                        self.layers.names.join(", ")
+                    ))
+                })?;
+            chunk.validate(n, self.n_genes, &format!("layer {name:?} chunk"))?;
+            layer_chunks.push((index, chunk));
+        }
+        // Rows go in at most a fragment's worth at a time, so the buffer stays bounded.
+        let mut starts = Vec::with_capacity(n);
+        let mut row = 0;
+        while row < n {
+            let mut end = row;
+            let room = self.rows_per_fragment.saturating_sub(self.expression.len());
+            let mut taken = 0i64;
+            while end < n && (end == row || taken < room as i64) {
+                taken += x.indptr[end + 1] - x.indptr[end];
+                end += 1;
+            }
+            for c in self.expression.add(&x, row..end, self.n_cells)? {
+                starts.push(self.nnz as i64);
+                self.nnz += c;
+            }
+            if self.expression.len() >= self.rows_per_fragment {
+                let batch = self.expression.take_batch()?;
+                self.write_expression(batch)?;
+            }
+            row = end;
+        }
+        let cells = axis_batch(
+            obs,
+            "cell_id",
+            "cell_integer_id",
+            self.n_cells,
+            Some(&starts),
+        )?;
+        let cells = match self
+            .cells_sink
+            .schema()
+            .or(self.cells_pending.first().map(|b| b.schema_ref()))
+        {
+            Some(schema) => align(&cells, &schema.clone(), "obs")?,
+            None => cells,
+        };
+        self.cells_pending_rows += cells.num_rows();
+        self.cells_pending.push(cells);
+        if !layer_chunks.is_empty() {
+            self.layers.add(&layer_chunks, n, self.n_cells);
+        }
+        self.n_cells += n as u64;
+        self.flush(false)
+    }
+
+    fn write_expression(&mut self, batch: RecordBatch) -> Result<()> {
+        let batch = match self.expression_sink.schema() {
+            Some(schema) => align(&batch, &schema.clone(), "expression")?,
+            None => batch,
+        };
+        self.expression_sink.write(batch)
+    }
+
+    fn flush(&mut self, all: bool) -> Result<()> {
+        if self.expression.len() >= self.rows_per_fragment || (all && self.expression.len() > 0) {
+            let batch = self.expression.take_batch()?;
+            self.write_expression(batch)?;
+        }
+        if self.layers.len() >= self.rows_per_fragment || (all && self.layers.len() > 0) {
+            let batch = self.layers.take_batch()?;
+            let batch = match self.layers_sink.schema() {
+                Some(schema) => align(&batch, &schema.clone(), "layers")?,
+                None => batch,
+            };
+            self.layers_sink.write(batch)?;
+        }
+        if self.cells_pending_rows >= CELL_ROWS_PER_WRITE || (all && self.cells_pending_rows > 0) {
+            let schema = self.cells_pending[0].schema();
+            let batch = concat_batches(&schema, &self.cells_pending)
+                .map_err(|e| Error::storage("collecting cell rows", e))?;
+            self.cells_pending.clear();
+            self.cells_pending_rows = 0;
+            self.cells_sink.write(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Writes obsp/varp keys (COO). obsp ids are positions within the current input file.
+    pub fn write_pairwise(&mut self, which: Pairwise, keys: Vec<(String, Coo)>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let (id, offset, limit, sink, known) = match which {
+            Pairwise::Obsp => (
+                "cell_integer_id",
+                self.source_offset,
+                None,
+                &mut self.obsp_sink,
+                &mut self.obsp_keys,
+            ),
+            Pairwise::Varp => (
+                "gene_integer_id",
+                0,
+                Some(self.n_genes as u64),
+                &mut self.varp_sink,
+                &mut self.varp_keys,
+            ),
+        };
+        for (name, coo) in &keys {
+            if let Some(limit) = limit {
+                if coo.rows.iter().chain(&coo.cols).any(|&i| i >= limit) {
+                    return Err(Error::invalid_argument(format!(
+                        "varp {name:?} refers to genes beyond {limit}"
+                    )));
+                }
+            }
+            if !known.contains(name) {
+                known.push(name.clone());
+            }
+        }
+        let batch = pairwise_batch(id, &keys, offset)?;
+        let batch = match sink.schema() {
+            Some(schema) => align(&batch, &schema.clone(), "pairwise table")?,
+            None => batch,
+        };
+        sink.write(batch)
+    }
+
+    /// Sets `uns`, given as JSON text, written to `uns.json` as given (so floats keep every
+    /// digit the caller printed).
+    pub fn set_uns_json(&mut self, text: &str) -> Result<()> {
+        serde_json::from_str::<Value>(text)
+            .map_err(|e| Error::invalid_argument(format!("uns is not valid JSON: {e}")))?;
+        self.uns = Some(text.to_string());
+        Ok(())
+    }
+
+    /// Flushes everything, writes `config.json` last and moves the dataset into place.
+    pub fn finish(mut self) -> Result<()> {
+        if self.gene_ids.is_none() {
+            return Err(Error::invalid_argument("the genes table was never written"));
+        }
+        self.flush(true)?;
+        let expression_schema = self.expression.schema();
+        self.expression_sink
+            .finish(|| RecordBatch::new_empty(expression_schema))?;
+        let cells_schema = self.cells_sink.schema().cloned();
+        if let Some(schema) = &cells_schema {
+            self.cells_sink
+                .finish(|| RecordBatch::new_empty(schema.clone()))?;
+        } else {
+            // No cells at all: an empty cells table with the id columns.
+            let names: arrow_array::ArrayRef =
+                std::sync::Arc::new(StringArray::from(Vec::<String>::new()));
+            let empty = RecordBatch::try_from_iter(vec![("cell_id", names)])
+                .map_err(|e| Error::storage("building empty cells", e))?;
+            let batch = axis_batch(&empty, "cell_id", "cell_integer_id", 0, Some(&[]))?;
+            self.cells_sink.finish(|| batch)?;
+        }
+        let empty_genes = |s: &SchemaRef| RecordBatch::new_empty(s.clone());
+        let genes_schema = self.genes_sink.schema().cloned().expect("genes written");
+        self.genes_sink.finish(|| empty_genes(&genes_schema))?;
+        let has_layers = !self.layers.names.is_empty();
+        if has_layers {
+            let schema = self.layers.schema();
+            self.layers_sink.finish(|| RecordBatch::new_empty(schema))?;
+        }
+        for sink in [&mut self.obsp_sink, &mut self.varp_sink] {
+            if sink.exists() {
+                let schema = sink.schema().cloned().expect("written");
+                sink.finish(|| RecordBatch::new_empty(schema))?;
+            }
+        }
+        let dir = self.staging.dir().to_path_buf();
+        if let Some(uns) = &self.uns {
+            staging::write_file(&dir.join("uns.json"), uns.as_bytes())?;
+        }
+        let mut tables = vec![
+            ("expression", self.table_paths["expression"].clone()),
+            ("cells", self.table_paths["cells"].clone()),
+            ("genes", self.table_paths["genes"].clone()),
+        ];
+        if has_layers {
+            tables.push(("layers", self.table_paths["layers"].clone()));
+        }
+        if self.obsp_sink.exists() {
+            tables.push(("cellsxcells", self.table_paths["cellsxcells"].clone()));
+        }
+        if self.varp_sink.exists() {
+            tables.push(("genesxgenes", self.table_paths["genesxgenes"].clone()));
+        }
+        let embeddings = |schema: Option<&SchemaRef>| -> Vec<(String, usize)> {
+            schema
+                .map(|s| {
+                    s.fields()
+                        .iter()
+                        .filter_map(|f| match f.data_type() {
+                            DataType::FixedSizeList(_, d) => Some((f.name().clone(), *d as usize)),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let summary = config_out::Summary {
+            n_cells: self.n_cells,
+            n_genes: self.n_genes,
+            nnz: self.nnz,
+            stats: self.expression.stats,
+            tables,
+            layers: self.layers.names.clone(),
+            obsm: embeddings(self.cells_sink.schema()),
+            varm: embeddings(self.genes_sink.schema()),
+            obsp: self.obsp_keys.clone(),
+            varp: self.varp_keys.clone(),
+            sources: self.sources.clone(),
+        };
+        let config = config_out::build(self.previous.as_ref(), &summary);
+        let text = serde_json::to_vec_pretty(&Value::Object(config))
+            .map_err(|e| Error::invalid_argument(format!("config is not JSON: {e}")))?;
+        staging::write_file(&dir.join("config.json"), &text)?;
+        let Self { staging, .. } = self;
+        staging.publish()
+    }
+}
+
+/// Statistics recorded in an existing config, when it has them.
+fn recorded_stats(config: &Map<String, Value>, nnz: u64) -> Option<Stats> {
+    let meta = config.get("metadata")?;
+    let stats = meta.get("expression_stats")?;
+    let get = |k: &str| stats.get(k).and_then(Value::as_f64);
+    if meta.get("expression_count").and_then(Value::as_u64) != Some(nnz) {
+        return None;
+    }
+    Some(Stats::from_recorded(
+        nnz,
+        get("mean_value")?,
+        get("std_value")?,
+        get("min_value")?,
+        get("max_value")?,
+    ))
+}
+
+/// Statistics from the stored values (for datasets whose config does not record them).
+fn scan_stats(ds: &Dataset) -> Result<Stats> {
+    let batches = block_on(ds.expression_table().scan(&["value"], None))?;
+    let mut stats = Stats::default();
+    let mut values = crate::columns::Values::for_type(
+        ds.expression_table().require_column("value")?,
+        "expression.value",
+    )?;
+    for batch in &batches {
+        values.extend(batch.column(0), "expression.value")?;
+    }
+    match values {
+        crate::columns::Values::F32(v) => v.iter().for_each(|&x| stats.add(x as f64)),
+        crate::columns::Values::F64(v) => v.iter().for_each(|&x| stats.add(x)),
+    }
+    Ok(stats)
+}
