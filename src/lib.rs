@@ -21,9 +21,12 @@ mod layers;
 mod location;
 mod matrix;
 mod runtime;
+pub mod scan;
 mod selection;
+pub mod slice;
 mod start_index;
 mod table;
+pub mod token_scan;
 pub mod tokenize;
 pub mod writer;
 

@@ -1,0 +1,453 @@
+//! Submatrices as long rows `(cell, gene, value)`, produced a chunk of cells at a time so that
+//! several threads can pull them (DuckDB's `slaf_slice`), plus the selection rules shared with
+//! tokenization: cell/gene selectors combined with metadata predicates.
+//!
+//! Predicates (`cell_filter`, `gene_filter`) are Lance SQL over the small cells/genes tables;
+//! only the selected cells' row ranges of the expression table are read afterwards, never the
+//! whole table.
+//!
+//! ```no_run
+//! use slaf::slice::{open_shared, Selection, SliceScan};
+//! use slaf::Selector;
+//! let ds = open_shared("data/pbmc.slaf")?;
+//! let sel = Selection {
+//!     cell_filter: Some("cell_type = 'T cell'".into()),
+//!     ..Selection::default()
+//! };
+//! let scan = SliceScan::new(ds, &sel, None)?;
+//! while let Some(rows) = scan.next_rows(2048)? {
+//!     println!("{} rows", rows.len());
+//! }
+//! # Ok::<(), slaf::Error>(())
+//! ```
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::SystemTime;
+
+use arrow_array::{RecordBatch, StringArray};
+
+use crate::axis::{self, AxisColumns, CELLS, GENES};
+use crate::columns::{extend_ids, to_strings, Values};
+use crate::dataset::Dataset;
+use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::block_on;
+use crate::scan::{table_of, Scan};
+use crate::selection::{Resolved, Selector};
+use crate::table::Table;
+
+const CELL_ID: &str = "cell_integer_id";
+const GENE_ID: &str = "gene_integer_id";
+
+/// Cells read per chunk of a slice.
+const SLICE_CHUNK_CELLS: usize = 1024;
+
+/// A dataset opened once per process and shared between queries, with its name columns
+/// loaded on first use.
+pub struct SharedDataset {
+    dataset: Dataset,
+    cell_names: OnceLock<StringArray>,
+    gene_names: OnceLock<StringArray>,
+}
+
+impl SharedDataset {
+    /// The dataset.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// `cell_id` of every cell, indexed by cell_integer_id.
+    pub fn cell_names(&self) -> Result<&StringArray> {
+        names(
+            &self.cell_names,
+            self.dataset.cells_table(),
+            CELLS,
+            self.dataset.shape().0,
+        )
+    }
+
+    /// `gene_id` of every gene, indexed by gene_integer_id.
+    pub fn gene_names(&self) -> Result<&StringArray> {
+        names(
+            &self.gene_names,
+            self.dataset.genes_table(),
+            GENES,
+            self.dataset.shape().1,
+        )
+    }
+}
+
+fn names<'a>(
+    cell: &'a OnceLock<StringArray>,
+    table: &Table,
+    axis: AxisColumns,
+    n: usize,
+) -> Result<&'a StringArray> {
+    if let Some(names) = cell.get() {
+        return Ok(names);
+    }
+    let batch = block_on(axis::read_sorted(table, axis, &[axis.name], n))?;
+    let names = to_strings(batch.column(0), &format!("{}.{}", table.role(), axis.name))?;
+    Ok(cell.get_or_init(|| names))
+}
+
+/// When a local dataset's `config.json` last changed: a cached open is reused only while this
+/// stays the same (every slafdb write rewrites the config).
+fn config_stamp(path: &str) -> Option<SystemTime> {
+    std::fs::metadata(Path::new(path).join("config.json"))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+/// Opens `path`, reusing the process's earlier open of the same local dataset while its
+/// `config.json` is unchanged (remote datasets are opened afresh each time).
+pub fn open_shared(path: &str) -> Result<Arc<SharedDataset>> {
+    type Cache = Mutex<HashMap<String, (SystemTime, Arc<SharedDataset>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let stamp = config_stamp(path);
+    if let Some(stamp) = stamp {
+        if let Some((cached, ds)) = lock(cache).get(path) {
+            if *cached == stamp {
+                return Ok(ds.clone());
+            }
+        }
+    }
+    let shared = Arc::new(SharedDataset {
+        dataset: Dataset::open(path)?,
+        cell_names: OnceLock::new(),
+        gene_names: OnceLock::new(),
+    });
+    if let Some(stamp) = stamp {
+        lock(cache).insert(path.to_string(), (stamp, shared.clone()));
+    }
+    Ok(shared)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which cells and genes a query selects: selectors, refined by metadata predicates.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub cells: Selector,
+    pub genes: Selector,
+    /// Lance SQL over the cells table (obs columns).
+    pub cell_filter: Option<String>,
+    /// Lance SQL over the genes table (var columns).
+    pub gene_filter: Option<String>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self {
+            cells: Selector::All,
+            genes: Selector::All,
+            cell_filter: None,
+            gene_filter: None,
+        }
+    }
+}
+
+/// The integer ids of the rows of an axis table that satisfy `filter`.
+fn ids_matching(table: &Table, axis: AxisColumns, filter: &str) -> Result<HashSet<u32>> {
+    let batches = block_on(table.scan(&[axis.integer_id], Some(filter))).map_err(|e| {
+        if e.kind() == ErrorKind::Storage {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("invalid filter {filter:?} on table '{}': {e}", table.role()),
+            )
+        } else {
+            e
+        }
+    })?;
+    let mut ids = Vec::new();
+    for batch in &batches {
+        extend_ids(
+            &mut ids,
+            batch.column(0),
+            &format!("{}.{}", table.role(), axis.integer_id),
+        )?;
+    }
+    Ok(ids.into_iter().collect())
+}
+
+/// `resolved` narrowed to the ids that satisfy `filter` (kept in selector order).
+fn refine(
+    resolved: Resolved,
+    table: &Table,
+    axis: AxisColumns,
+    filter: Option<&str>,
+) -> Result<Resolved> {
+    let Some(filter) = filter else {
+        return Ok(resolved);
+    };
+    let matching = ids_matching(table, axis, filter)?;
+    Ok(match resolved {
+        Resolved::All(_) => {
+            let mut ids: Vec<u32> = matching.into_iter().collect();
+            ids.sort_unstable();
+            Resolved::Ids(ids)
+        }
+        Resolved::Ids(ids) => {
+            Resolved::Ids(ids.into_iter().filter(|i| matching.contains(i)).collect())
+        }
+    })
+}
+
+impl Selection {
+    /// The selected cells, in output order.
+    pub fn resolve_cells(&self, ds: &Dataset) -> Result<Resolved> {
+        let resolved = ds.resolve_cells(&self.cells)?;
+        refine(
+            resolved,
+            ds.cells_table(),
+            CELLS,
+            self.cell_filter.as_deref(),
+        )
+    }
+
+    /// The selected genes, in output order.
+    pub fn resolve_genes(&self, ds: &Dataset) -> Result<Resolved> {
+        let resolved = ds.resolve_genes(&self.genes)?;
+        refine(
+            resolved,
+            ds.genes_table(),
+            GENES,
+            self.gene_filter.as_deref(),
+        )
+    }
+}
+
+/// Rows of a slice: row `k` is `(cell_integer_id[k], gene_integer_id[k], value[k])`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LongRows {
+    pub cell_integer_id: Vec<u32>,
+    pub gene_integer_id: Vec<u32>,
+    pub value: Values,
+}
+
+impl LongRows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.cell_integer_id.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.cell_integer_id.is_empty()
+    }
+
+    /// Splits off rows `at..`, keeping `..at` in `self`.
+    fn split_off(&mut self, at: usize) -> LongRows {
+        LongRows {
+            cell_integer_id: self.cell_integer_id.split_off(at),
+            gene_integer_id: self.gene_integer_id.split_off(at),
+            value: match &mut self.value {
+                Values::F32(v) => Values::F32(v.split_off(at)),
+                Values::F64(v) => Values::F64(v.split_off(at)),
+            },
+        }
+    }
+}
+
+/// A submatrix (of X or of a layer) streamed as long rows, a chunk of cells at a time; every
+/// method may be called from several threads at once.
+pub struct SliceScan {
+    shared: Arc<SharedDataset>,
+    /// Set for gene-only selections of X: one filtered pass over the expression table beats
+    /// reading every cell's rows (the cell-major layout's weak spot).
+    gene_scan: Option<Scan>,
+    genes: Resolved,
+    layer: Option<String>,
+    /// Whether values come back as f64 (else f32).
+    wide_values: bool,
+    chunks: Mutex<VecDeque<Vec<u32>>>,
+    leftovers: Mutex<Vec<LongRows>>,
+}
+
+impl SliceScan {
+    /// Resolves the selection (predicates included) and checks `layer`, so that every error
+    /// surfaces here rather than while rows are read.
+    pub fn new(
+        shared: Arc<SharedDataset>,
+        selection: &Selection,
+        layer: Option<&str>,
+    ) -> Result<Self> {
+        let ds = shared.dataset();
+        let cells = selection.resolve_cells(ds)?;
+        let genes = selection.resolve_genes(ds)?;
+        let cell_ids: Vec<u32> = (0..cells.len()).map(|i| cells.id(i)).collect();
+        let chunks = cell_ids
+            .chunks(SLICE_CHUNK_CELLS)
+            .map(<[u32]>::to_vec)
+            .collect();
+        // An empty read checks the layer name and tells the value type.
+        let probe = read_chunk(ds, layer, &[], &genes)?;
+        let gene_scan = match (&cells, &genes, layer) {
+            (Resolved::All(_), Resolved::Ids(ids), None) if is_small_unique(ids) => {
+                let list: Vec<String> = ids.iter().map(u32::to_string).collect();
+                let filter = format!("{GENE_ID} IN ({})", list.join(", "));
+                let table = table_of(ds, "expression")?;
+                Some(Scan::new(
+                    &table,
+                    &[CELL_ID, GENE_ID, "value"],
+                    Some(&filter),
+                )?)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            gene_scan,
+            wide_values: matches!(probe.data, Values::F64(_)),
+            shared,
+            genes,
+            layer: layer.map(str::to_string),
+            chunks: Mutex::new(chunks),
+            leftovers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Whether values are f64 (stored as 64-bit) rather than f32.
+    pub fn values_are_f64(&self) -> bool {
+        self.wide_values
+    }
+
+    /// The dataset.
+    pub fn shared(&self) -> &Arc<SharedDataset> {
+        &self.shared
+    }
+
+    /// The next rows (at most `max_rows`, at least one), or `None` when nothing is left for
+    /// this thread.
+    pub fn next_rows(&self, max_rows: usize) -> Result<Option<LongRows>> {
+        let max_rows = max_rows.max(1);
+        loop {
+            if let Some(scan) = &self.gene_scan {
+                return scan
+                    .next_batch(max_rows)?
+                    .map(|batch| self.batch_rows(&batch))
+                    .transpose();
+            }
+            let leftover = lock(&self.leftovers).pop();
+            let mut rows = match leftover {
+                Some(rows) => rows,
+                None => {
+                    let chunk = lock(&self.chunks).pop_front();
+                    let Some(chunk) = chunk else {
+                        return Ok(None);
+                    };
+                    let csr = read_chunk(
+                        self.shared.dataset(),
+                        self.layer.as_deref(),
+                        &chunk,
+                        &self.genes,
+                    )?;
+                    long_rows(&csr, &chunk, &self.genes)
+                }
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            if rows.len() > max_rows {
+                let rest = rows.split_off(max_rows);
+                lock(&self.leftovers).push(rest);
+            }
+            return Ok(Some(rows));
+        }
+    }
+}
+
+impl SliceScan {
+    /// Long rows of an expression batch (`cell_integer_id`, `gene_integer_id`, `value`).
+    fn batch_rows(&self, batch: &RecordBatch) -> Result<LongRows> {
+        let (mut cells, mut genes) = (Vec::new(), Vec::new());
+        extend_ids(&mut cells, batch.column(0), "expression.cell_integer_id")?;
+        extend_ids(&mut genes, batch.column(1), "expression.gene_integer_id")?;
+        let mut value = if self.wide_values {
+            Values::F64(Vec::new())
+        } else {
+            Values::F32(Vec::new())
+        };
+        value.extend(batch.column(2), "expression.value")?;
+        Ok(LongRows {
+            cell_integer_id: cells,
+            gene_integer_id: genes,
+            value,
+        })
+    }
+}
+
+/// Gene selections scanned with a pushed-down `IN` list: distinct ids, not too many.
+fn is_small_unique(ids: &[u32]) -> bool {
+    const MAX_SCANNED_GENES: usize = 1024;
+    if ids.is_empty() || ids.len() > MAX_SCANNED_GENES {
+        return false;
+    }
+    let unique: HashSet<u32> = ids.iter().copied().collect();
+    unique.len() == ids.len()
+}
+
+fn read_chunk(
+    ds: &Dataset,
+    layer: Option<&str>,
+    cells: &[u32],
+    genes: &Resolved,
+) -> Result<crate::Csr> {
+    let cells = Resolved::Ids(cells.to_vec());
+    match layer {
+        None => ds.submatrix_resolved(&cells, genes),
+        Some(name) => {
+            let cells = Selector::Ids(cells_as_i64(&cells));
+            let genes = match genes {
+                Resolved::All(_) => Selector::All,
+                Resolved::Ids(ids) => Selector::Ids(ids.iter().map(|&g| i64::from(g)).collect()),
+            };
+            ds.layer_submatrix(name, &cells, &genes)
+        }
+    }
+}
+
+fn cells_as_i64(cells: &Resolved) -> Vec<i64> {
+    (0..cells.len()).map(|i| i64::from(cells.id(i))).collect()
+}
+
+/// Long rows of a CSR whose row `i` is cell `cells[i]` and column `j` is gene `genes.id(j)`.
+fn long_rows(csr: &crate::Csr, cells: &[u32], genes: &Resolved) -> LongRows {
+    let mut cell_ids = Vec::with_capacity(csr.nnz());
+    for (i, w) in csr.indptr.windows(2).enumerate() {
+        cell_ids.extend(std::iter::repeat_n(cells[i], (w[1] - w[0]) as usize));
+    }
+    let gene_ids = csr.indices.iter().map(|&j| genes.id(j as usize)).collect();
+    LongRows {
+        cell_integer_id: cell_ids,
+        gene_integer_id: gene_ids,
+        value: csr.data.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_rows_follow_csr_rows_and_gene_selection() {
+        let csr = crate::Csr {
+            n_rows: 2,
+            n_cols: 2,
+            indptr: vec![0, 1, 3],
+            indices: vec![1, 0, 1],
+            data: Values::F32(vec![1.0, 2.0, 3.0]),
+        };
+        let rows = long_rows(&csr, &[7, 3], &Resolved::Ids(vec![10, 20]));
+        assert_eq!(rows.cell_integer_id, vec![7, 3, 3]);
+        assert_eq!(rows.gene_integer_id, vec![20, 10, 20]);
+        let mut rows = rows;
+        let rest = rows.split_off(2);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rest.cell_integer_id, vec![3]);
+        assert_eq!(rest.value, Values::F32(vec![3.0]));
+    }
+}
