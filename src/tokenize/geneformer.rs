@@ -304,40 +304,10 @@ impl GeneformerTokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokenize::test_support::Cells;
     use crate::tokenize::vocab::{CLS, PAD, SEP};
     use crate::tokenize::TokenDictionary;
     use crate::ErrorKind;
-
-    /// Builds a batch from per-cell `(gene, value)` lists; cell ids are 100, 101, ...
-    struct Cells {
-        indptr: Vec<i64>,
-        genes: Vec<u32>,
-        values: Vec<f32>,
-        ids: Vec<u32>,
-    }
-
-    impl Cells {
-        fn new(cells: &[&[(u32, f32)]]) -> Self {
-            let mut c = Cells {
-                indptr: vec![0],
-                genes: vec![],
-                values: vec![],
-                ids: vec![],
-            };
-            for (i, cell) in cells.iter().enumerate() {
-                for &(g, v) in *cell {
-                    c.genes.push(g);
-                    c.values.push(v);
-                }
-                c.indptr.push(c.genes.len() as i64);
-                c.ids.push(100 + i as u32);
-            }
-            c
-        }
-        fn batch(&self) -> CellBatch<'_> {
-            CellBatch::new(&self.indptr, &self.genes, &self.values, &self.ids).unwrap()
-        }
-    }
 
     fn v1(max_genes: usize) -> GeneformerConfig {
         GeneformerConfig {

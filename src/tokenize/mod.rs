@@ -294,3 +294,41 @@ mod tests {
         assert_eq!(t.cell_ids, vec![1, 2]);
     }
 }
+
+/// Small hand-written batches for the tokenizer tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::CellBatch;
+
+    /// Builds a batch from per-cell `(gene, value)` lists; cell ids are 100, 101, ...
+    pub(crate) struct Cells {
+        indptr: Vec<i64>,
+        genes: Vec<u32>,
+        values: Vec<f32>,
+        ids: Vec<u32>,
+    }
+
+    impl Cells {
+        pub(crate) fn new(cells: &[&[(u32, f32)]]) -> Self {
+            let mut c = Cells {
+                indptr: vec![0],
+                genes: vec![],
+                values: vec![],
+                ids: vec![],
+            };
+            for (i, cell) in cells.iter().enumerate() {
+                for &(g, v) in *cell {
+                    c.genes.push(g);
+                    c.values.push(v);
+                }
+                c.indptr.push(c.genes.len() as i64);
+                c.ids.push(100 + i as u32);
+            }
+            c
+        }
+
+        pub(crate) fn batch(&self) -> CellBatch<'_> {
+            CellBatch::new(&self.indptr, &self.genes, &self.values, &self.ids).unwrap()
+        }
+    }
+}
