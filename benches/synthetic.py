@@ -125,8 +125,10 @@ def generate(
         data_storage_version="2.2",
     )
 
-    letters = np.array(list("ACGT"))
-    barcodes = ["".join(b) for b in letters[rng.integers(0, 4, size=(n_cells, 16))]]
+    # Distinct random 16-mers, as a real barcode whitelist gives.
+    codes = rng.choice(4**16, size=n_cells, replace=False)
+    digits = (codes[:, None] // 4 ** np.arange(16)) % 4
+    barcodes = ["".join(b) for b in np.array(list("ACGT"))[digits]]
     cell_ids = [f"{b}-{i % 4 + 1}" for i, b in enumerate(barcodes)]
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])
     mt = np.zeros(n_genes, dtype=bool)

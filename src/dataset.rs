@@ -195,10 +195,7 @@ impl Dataset {
     ) -> Result<HashMap<String, u32>> {
         let batch = block_on(axis::read_sorted(table, axis, &[axis.name], n))?;
         let names = to_strings(batch.column(0), &format!("{}.{}", table.role(), axis.name))?;
-        selection::name_index(
-            names.iter(),
-            &format!("column {} of table '{}'", axis.name, table.role()),
-        )
+        Ok(selection::name_index(names.iter()))
     }
 
     /// Resolves a cell selector to ids in output order.

@@ -124,6 +124,11 @@ impl Selector {
                 let mut missing = Vec::new();
                 for name in wanted {
                     match lookup.get(name) {
+                        Some(&AMBIGUOUS) => {
+                            return Err(Error::invalid_argument(format!(
+                                "{noun} name {name:?} is shared by several {noun}s; select them by integer id"
+                            )))
+                        }
                         Some(&id) => out.push(id),
                         None => missing.push(name.as_str()),
                     }
@@ -177,21 +182,20 @@ fn python_slice(start: Option<i64>, stop: Option<i64>, step: i64, n: usize) -> O
     Some(out)
 }
 
-/// Builds the name → integer id lookup for an axis, rejecting duplicate names.
-pub(crate) fn name_index<'a>(
-    names: impl Iterator<Item = Option<&'a str>>,
-    what: &str,
-) -> Result<HashMap<String, u32>> {
+/// Marks a name shared by several entries (anndata allows non-unique obs/var names).
+pub(crate) const AMBIGUOUS: u32 = u32::MAX;
+
+/// Builds the name → integer id lookup for an axis; a repeated name maps to [`AMBIGUOUS`].
+pub(crate) fn name_index<'a>(names: impl Iterator<Item = Option<&'a str>>) -> HashMap<String, u32> {
     let mut index = HashMap::new();
     for (i, name) in names.enumerate() {
         let Some(name) = name else { continue };
-        if index.insert(name.to_string(), i as u32).is_some() {
-            return Err(Error::invalid_schema(format!(
-                "{what} contains the name {name:?} more than once, so names cannot select it"
-            )));
-        }
+        index
+            .entry(name.to_string())
+            .and_modify(|id| *id = AMBIGUOUS)
+            .or_insert(i as u32);
     }
-    Ok(index)
+    index
 }
 
 #[cfg(test)]
@@ -253,5 +257,16 @@ mod tests {
             .resolve(2, Axis::Genes, || Ok(&index))
             .unwrap_err();
         assert_eq!(err.message(), "unknown gene name: \"zz\"");
+    }
+
+    #[test]
+    fn repeated_names_select_only_by_id() {
+        let index = name_index([Some("a"), Some("b"), Some("a")].into_iter());
+        let ok = Selector::Names(vec!["b".into()]).resolve(3, Axis::Cells, || Ok(&index));
+        assert_eq!(ok.unwrap(), Resolved::Ids(vec![1]));
+        let err = Selector::Names(vec!["a".into()])
+            .resolve(3, Axis::Cells, || Ok(&index))
+            .unwrap_err();
+        assert!(err.message().contains("\"a\" is shared by several cells"));
     }
 }

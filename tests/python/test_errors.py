@@ -131,3 +131,21 @@ def test_malformed_selectors() -> None:
         data.get_submatrix(True)
     with pytest.raises(TypeError, match="unsupported cell selector of type object"):
         data.get_submatrix(object())
+
+
+def test_repeated_names_select_by_id_only(small_dataset: Path, tmp_path: Path) -> None:
+    import lance
+    import pyarrow as pa
+
+    path = tmp_path / "dups.slaf"
+    shutil.copytree(small_dataset, path)
+    cells = lance.dataset(str(path / "cells.lance")).to_table()
+    names = cells.column("cell_id").to_pylist()
+    names[1] = names[0]  # anndata allows non-unique obs_names
+    cells = cells.set_column(cells.schema.get_field_index("cell_id"), "cell_id", pa.array(names))
+    lance.write_dataset(cells, str(path / "cells.lance"), mode="overwrite")
+    data = SLAFArray(path)
+    with pytest.raises(slaf.InvalidArgumentError, match="is shared by several cells"):
+        data.get_submatrix(names[0])
+    expected = data.get_submatrix([2]).toarray()
+    np.testing.assert_array_equal(data.get_submatrix(names[2]).toarray(), expected)
