@@ -333,14 +333,7 @@ impl Dataset {
                 .into_iter()
                 .map(|(k, _)| k)
                 .collect();
-            return Err(Error::unknown_name(format!(
-                "no {what} key {key:?} in this dataset (available: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )));
+            return Err(Error::unknown_key(&format!("{what} key"), key, &known));
         };
         let batch = block_on(axis::read_sorted(table, axis, &[key], n))?;
         let list = batch.column(0).as_fixed_size_list();
@@ -407,14 +400,7 @@ impl Dataset {
     fn pairwise(&self, what: &str, role: &str, id: &str, n: usize, key: &str) -> Result<Csr> {
         let keys = self.pairwise_keys(what, role);
         if !keys.iter().any(|k| k == key) {
-            return Err(Error::unknown_name(format!(
-                "no {what} key {key:?} in this dataset (available: {})",
-                if keys.is_empty() {
-                    "none".to_string()
-                } else {
-                    keys.join(", ")
-                }
-            )));
+            return Err(Error::unknown_key(&format!("{what} key"), key, &keys));
         }
         let relative = self
             .config

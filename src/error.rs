@@ -78,6 +78,18 @@ impl Error {
     pub(crate) fn unknown_name(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::UnknownName, message)
     }
+    /// "no {what} {key:?} in this dataset (available: …)".
+    pub(crate) fn unknown_key<S: AsRef<str>>(what: &str, key: &str, known: &[S]) -> Self {
+        let known: Vec<&str> = known.iter().map(AsRef::as_ref).collect();
+        let available = if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        };
+        Self::unknown_name(format!(
+            "no {what} {key:?} in this dataset (available: {available})"
+        ))
+    }
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)
     }

@@ -47,14 +47,7 @@ impl LayerTable {
                 .map(|f| f.name().as_str())
                 .filter(|n| *n != CELL_COLUMN && *n != GENE_COLUMN)
                 .collect();
-            return Err(Error::unknown_name(format!(
-                "no layer {name:?} in this dataset (available: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )));
+            return Err(Error::unknown_key("layer", name, &known));
         };
         let what = format!("layers.{name}");
         let (ranges, _) = self.index.ranges_of(&cells);
