@@ -29,32 +29,12 @@ from pathlib import Path
 
 import duckdb
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import ensure_dataset
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 REPOSITORY = REPO / "build" / "repository"
-
-
-def ensure_dataset(cells: int, genes: int, nnz: float) -> Path:
-    """The generated dataset for this scale, made once under ``benches/out``.
-
-    Parameters
-    ----------
-    cells, genes, nnz
-        Shape and mean stored values per cell.
-
-    Returns
-    -------
-    Path
-        The dataset folder.
-    """
-    out = HERE / "out" / f"synthetic_{cells}x{genes}_{int(nnz)}.slaf"
-    if not (out / "config.json").exists():
-        sys.path.insert(0, str(HERE))
-        from synthetic import generate
-
-        print(f"generating {out.name} ...", flush=True)
-        generate(out, cells, genes, nnz, seed=0)
-    return out
 
 
 def connect(extension_dir: Path, threads: int | None) -> duckdb.DuckDBPyConnection:

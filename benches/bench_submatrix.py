@@ -18,6 +18,9 @@ import sys
 import venv
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import ensure_dataset
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SLAFDB_VENV = REPO / ".venv-slafdb"
@@ -59,17 +62,6 @@ def ensure_slafdb() -> Path:
         venv.create(SLAFDB_VENV, with_pip=True)
         subprocess.run([python, "-m", "pip", "install", "-q", "slafdb==0.5.2"], check=True)
     return python
-
-
-def ensure_dataset(cells: int, genes: int, nnz: float) -> Path:
-    out = HERE / "out" / f"synthetic_{cells}x{genes}_{int(nnz)}.slaf"
-    if not (out / "config.json").exists():
-        sys.path.insert(0, str(HERE))
-        from synthetic import generate
-
-        print(f"generating {out.name} ...", flush=True)
-        generate(out, cells, genes, nnz, seed=0)
-    return out
 
 
 def run(python: Path, path: Path, reps: int) -> dict:

@@ -188,6 +188,29 @@ def generate(
     return config
 
 
+def ensure_dataset(cells: int, genes: int, nnz: float, out_dir: Path | None = None) -> Path:
+    """The generated dataset for this scale (seed 0), made on first use and reused after.
+
+    Parameters
+    ----------
+    cells, genes, nnz
+        Shape and mean stored values per cell.
+    out_dir
+        Where datasets are kept; ``benches/out`` by default.
+
+    Returns
+    -------
+    Path
+        The dataset folder, ``synthetic_<cells>x<genes>_<nnz>.slaf``.
+    """
+    out_dir = out_dir or Path(__file__).resolve().parent / "out"
+    out = out_dir / f"synthetic_{cells}x{genes}_{int(nnz)}.slaf"
+    if not (out / "config.json").exists():
+        print(f"generating {out.name} ...", flush=True)
+        generate(out, cells, genes, nnz, seed=0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)

@@ -92,25 +92,58 @@ fn names<'a>(
     Ok(cell.get_or_init(|| names))
 }
 
-/// When a local dataset's `config.json` last changed: a cached open is reused only while this
-/// stays the same (every slafdb write rewrites the config).
-fn config_stamp(path: &str) -> Option<SystemTime> {
-    std::fs::metadata(Path::new(path).join("config.json"))
-        .and_then(|m| m.modified())
-        .ok()
+/// Identity of a local dataset's `config.json`: modified time, size and inode. Every writer
+/// replaces the file (a new inode) or rewrites it, so a changed config changes this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConfigStamp {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
 }
 
-/// Opens `path`, reusing the process's earlier open of the same local dataset while its
-/// `config.json` is unchanged (remote datasets are opened afresh each time).
+fn config_stamp(path: &str) -> Option<ConfigStamp> {
+    let meta = std::fs::metadata(Path::new(path).join("config.json")).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(ConfigStamp {
+        modified: meta.modified().ok()?,
+        len: meta.len(),
+        inode,
+    })
+}
+
+/// Whether the tables an open dataset holds are still the latest versions on storage. Lance
+/// writes (an append, an overwrite, a delete) add a version without touching `config.json`;
+/// listing the versions is cheap (no data or manifest is read unless something changed).
+fn tables_are_latest(ds: &Dataset) -> bool {
+    [ds.expression_table(), ds.cells_table(), ds.genes_table()]
+        .iter()
+        .all(|table| {
+            let lance = table.lance();
+            matches!(
+                block_on(lance.latest_version_id()),
+                Ok(latest) if latest == lance.version().version
+            )
+        })
+}
+
+/// Opens `path`, reusing the process's earlier open of the same local dataset while it is
+/// unchanged on disk: same `config.json` and the same latest Lance version of the expression,
+/// cells and genes tables (remote datasets are opened afresh each time).
 pub fn open_shared(path: &str) -> Result<Arc<SharedDataset>> {
-    type Cache = Mutex<HashMap<String, (SystemTime, Arc<SharedDataset>)>>;
+    type Cache = Mutex<HashMap<String, (ConfigStamp, Arc<SharedDataset>)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
+    // Taken before opening: a write racing with the open leaves a stamp older than what was
+    // opened, so the next call reopens rather than keeping stale tables.
     let stamp = config_stamp(path);
-    if let Some(stamp) = stamp {
-        if let Some((cached, ds)) = lock(cache).get(path) {
-            if *cached == stamp {
-                return Ok(ds.clone());
+    if let Some(stamp) = &stamp {
+        let cached = lock(cache).get(path).cloned();
+        if let Some((cached_stamp, ds)) = cached {
+            if cached_stamp == *stamp && tables_are_latest(ds.dataset()) {
+                return Ok(ds);
             }
         }
     }

@@ -3,6 +3,14 @@
 //! ([`crate::tokenize::geneformer`], [`crate::tokenize::scgpt`]) — the one implementation of
 //! the tokenization rules.
 //!
+//! A gene selection (`genes`, `gene_filter` of [`Selection`]) restricts which genes take part:
+//! the tokenizer sees only the selected genes' entries of each cell, exactly as if it were given
+//! the submatrix `adata[cells, genes]`, while tokens stay those of the dataset's gene ids (so a
+//! per-cell total, `n_counts` or `normalize_total`, sums over the selected genes). Order and
+//! repeats of the selection do not matter (a gene is one token at most). Options that the chosen
+//! tokenizer does not use are errors, never silently ignored; so is scGPT's
+//! `include_zero_genes` with a gene selection, as it would add unselected genes.
+//!
 //! ```no_run
 //! use slaf::slice::{open_shared, Selection};
 //! use slaf::token_scan::{TokenScan, TokenizerSpec};
@@ -19,53 +27,22 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use crate::columns::Values;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::selection::Resolved;
 use crate::slice::{Selection, SharedDataset};
-use crate::tokenize::geneformer::{GeneMedians, GeneformerConfig, GeneformerTokenizer};
-use crate::tokenize::scgpt::{ScgptConfig, ScgptTokenizer};
-use crate::tokenize::{load_gene_medians, load_token_dictionary, CellBatch, TokenBatch, Vocab};
+// Re-exported: the options front ends fill in (one definition, in `tokenize::spec`).
+use crate::tokenize::{CellBatch, TokenBatch};
+pub use crate::tokenize::{Tokenizer, TokenizerSpec};
 
 /// Cells tokenized per chunk (one chunk fills at most one 2048-row engine vector).
 pub const TOKEN_CHUNK_CELLS: usize = 512;
-
-/// Which tokenizer, with which options; `None` keeps the tokenizer's default.
-#[derive(Debug, Clone, Default)]
-pub struct TokenizerSpec {
-    /// `geneformer` (V1), `geneformer_v2` or `scgpt`.
-    pub name: String,
-    /// Sequence length (Geneformer `max_genes`, scGPT `max_len`).
-    pub max_genes: Option<usize>,
-    /// Cap of the slaf vocabulary (ignored with a token dictionary).
-    pub vocab_size: Option<usize>,
-    /// scGPT bins.
-    pub n_bins: Option<usize>,
-    /// scGPT seed.
-    pub seed: Option<u64>,
-    /// Token dictionary file (JSON, TSV or pickle) keyed by `gene_id`.
-    pub token_dictionary: Option<String>,
-    /// Gene-median dictionary file for Geneformer, keyed by `gene_id`.
-    pub gene_median_file: Option<String>,
-}
-
-enum Tokenizer {
-    Geneformer(GeneformerTokenizer),
-    Scgpt(ScgptTokenizer),
-}
-
-impl Tokenizer {
-    fn tokenize(&self, batch: &CellBatch<'_>) -> Result<TokenBatch> {
-        match self {
-            Tokenizer::Geneformer(t) => t.tokenize(batch),
-            Tokenizer::Scgpt(t) => t.tokenize(batch),
-        }
-    }
-}
 
 /// Tokenized cells of a selection; every method may be called from several threads at once.
 pub struct TokenScan {
     shared: Arc<SharedDataset>,
     tokenizer: Tokenizer,
+    /// The genes that take part: all, or distinct ids in ascending order.
+    genes: Resolved,
     chunks: Mutex<VecDeque<Vec<u32>>>,
 }
 
@@ -78,10 +55,12 @@ impl TokenScan {
     ) -> Result<Self> {
         let ds = shared.dataset();
         let cells = selection.resolve_cells(ds)?;
-        if selection.genes != crate::Selector::All || selection.gene_filter.is_some() {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "tokenization uses every gene; gene selections are not supported",
+        let genes = distinct_genes(selection.resolve_genes(ds)?, ds.shape().1);
+        if spec.include_zero_genes == Some(true) && !matches!(genes, Resolved::All(_)) {
+            // Zero genes come from the whole vocabulary, not from the selection.
+            return Err(Error::invalid_argument(
+                "include_zero_genes cannot be combined with a gene selection (genes, \
+                 gene_filter): it would add every unselected gene with value 0",
             ));
         }
         let tokenizer = build_tokenizer(&shared, spec)?;
@@ -90,13 +69,14 @@ impl TokenScan {
         Ok(Self {
             shared,
             tokenizer,
+            genes,
             chunks: Mutex::new(chunks),
         })
     }
 
     /// Whether rows carry per-token values (scGPT).
     pub fn has_values(&self) -> bool {
-        matches!(self.tokenizer, Tokenizer::Scgpt(_))
+        self.tokenizer.has_values()
     }
 
     /// The next tokenized chunk (at most [`TOKEN_CHUNK_CELLS`] cells), or `None` when done.
@@ -110,9 +90,13 @@ impl TokenScan {
             return Ok(None);
         };
         let ds = self.shared.dataset();
-        let csr =
-            ds.submatrix_resolved(&Resolved::Ids(chunk.clone()), &Resolved::All(ds.shape().1))?;
-        let genes: Vec<u32> = csr.indices.iter().map(|&g| g as u32).collect();
+        let csr = ds.submatrix_resolved(&Resolved::Ids(chunk.clone()), &self.genes)?;
+        // Columns of the CSR are positions in the selection; tokens come from gene ids.
+        let genes: Vec<u32> = csr
+            .indices
+            .iter()
+            .map(|&j| self.genes.id(j as usize))
+            .collect();
         let values: Vec<f32> = match csr.data {
             Values::F32(v) => v,
             Values::F64(v) => v.into_iter().map(|x| x as f32).collect(),
@@ -122,8 +106,25 @@ impl TokenScan {
     }
 }
 
+/// A gene selection as the set it is for tokenization: distinct ids, ascending (`All` when it
+/// covers every gene).
+fn distinct_genes(genes: Resolved, n_genes: usize) -> Resolved {
+    match genes {
+        Resolved::All(n) => Resolved::All(n),
+        Resolved::Ids(mut ids) => {
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() == n_genes {
+                Resolved::All(n_genes)
+            } else {
+                Resolved::Ids(ids)
+            }
+        }
+    }
+}
+
+/// The tokenizer of `spec` over the dataset's genes (names read only for dictionary files).
 fn build_tokenizer(shared: &SharedDataset, spec: &TokenizerSpec) -> Result<Tokenizer> {
-    let n_genes = shared.dataset().shape().1;
     let gene_names = || -> Result<Vec<String>> {
         let names = shared.gene_names()?;
         Ok(names
@@ -131,51 +132,27 @@ fn build_tokenizer(shared: &SharedDataset, spec: &TokenizerSpec) -> Result<Token
             .map(|n| n.unwrap_or_default().to_string())
             .collect())
     };
-    let vocab = match &spec.token_dictionary {
-        Some(path) => Vocab::from_dictionary(&load_token_dictionary(path)?, &gene_names()?)?,
-        None => Vocab::slaf(n_genes, spec.vocab_size)?,
-    };
-    let name = spec.name.to_ascii_lowercase();
-    match name.as_str() {
-        "geneformer" | "geneformer_v1" | "geneformer_v2" => {
-            let mut config = if name == "geneformer_v2" {
-                GeneformerConfig::v2()
-            } else {
-                GeneformerConfig::v1()
-            };
-            if let Some(n) = spec.max_genes {
-                config.max_genes = n;
-            }
-            let mut tokenizer = GeneformerTokenizer::new(config, vocab)?;
-            if let Some(path) = &spec.gene_median_file {
-                let medians =
-                    GeneMedians::from_dictionary(&load_gene_medians(path)?, &gene_names()?);
-                tokenizer = tokenizer.with_medians(medians)?;
-            }
-            Ok(Tokenizer::Geneformer(tokenizer))
-        }
-        "scgpt" => {
-            if spec.gene_median_file.is_some() {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    "gene medians apply to Geneformer only, not to scGPT",
-                ));
-            }
-            let mut config = ScgptConfig::default();
-            if let Some(n) = spec.max_genes {
-                config.max_len = n;
-            }
-            if let Some(n) = spec.n_bins {
-                config.n_bins = Some(n);
-            }
-            if let Some(seed) = spec.seed {
-                config.seed = seed;
-            }
-            Ok(Tokenizer::Scgpt(ScgptTokenizer::new(config, vocab)?))
-        }
-        other => Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("unknown tokenizer {other:?}: use 'geneformer', 'geneformer_v2' or 'scgpt'"),
-        )),
+    spec.build(shared.dataset().shape().1, &gene_names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gene_selections_tokenize_as_sets() {
+        assert_eq!(
+            distinct_genes(Resolved::Ids(vec![5, 1, 5, 3]), 10),
+            Resolved::Ids(vec![1, 3, 5])
+        );
+        assert_eq!(
+            distinct_genes(Resolved::Ids(vec![2, 0, 1, 0]), 3),
+            Resolved::All(3)
+        );
+        assert_eq!(distinct_genes(Resolved::All(4), 4), Resolved::All(4));
+        assert_eq!(
+            distinct_genes(Resolved::Ids(vec![]), 4),
+            Resolved::Ids(vec![])
+        );
     }
 }

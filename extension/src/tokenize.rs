@@ -1,5 +1,7 @@
 //! `slaf_tokenize(path, tokenizer := …, max_genes := …, …)`: one row per cell with the token
-//! ids, attention mask (and scGPT values) the core tokenizers produce.
+//! ids, attention mask (and scGPT values) the core tokenizers produce. Cells and genes are
+//! selected as in `slaf_slice` (`cells`, `cell_filter`, `genes`, `gene_filter`); only the
+//! selected genes take part in tokenization.
 
 use duckdb::core::{DataChunkHandle, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
@@ -28,8 +30,9 @@ impl VTab for SlafTokenize {
         let path = params::positional_string(bind, 0, "slaf_tokenize: path")?;
         let selection = Selection {
             cells: params::named_selector(bind, "cells")?,
+            genes: params::named_selector(bind, "genes")?,
             cell_filter: params::named_string(bind, "cell_filter"),
-            ..Selection::default()
+            gene_filter: params::named_string(bind, "gene_filter"),
         };
         let spec = TokenizerSpec {
             name: params::named_string(bind, "tokenizer").unwrap_or_else(|| "geneformer".into()),
@@ -39,6 +42,7 @@ impl VTab for SlafTokenize {
             seed: params::named_count(bind, "seed")?.map(|s| s as u64),
             token_dictionary: params::named_string(bind, "token_dictionary"),
             gene_median_file: params::named_string(bind, "gene_medians"),
+            ..TokenizerSpec::default()
         };
         let scan = TokenScan::new(open_shared(&path)?, &selection, &spec)?;
         let id = |t| LogicalTypeHandle::from(t);
@@ -116,6 +120,8 @@ impl VTab for SlafTokenize {
             ("seed".into(), params::bigint()),
             ("cells".into(), params::any()),
             ("cell_filter".into(), params::varchar()),
+            ("genes".into(), params::any()),
+            ("gene_filter".into(), params::varchar()),
             ("token_dictionary".into(), params::varchar()),
             ("gene_medians".into(), params::varchar()),
         ])

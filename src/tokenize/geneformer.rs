@@ -138,6 +138,46 @@ fn rank_order(a: &Ranked, b: &Ranked) -> Ordering {
     b.x.total_cmp(&a.x).then(a.gene.cmp(&b.gene))
 }
 
+/// Counts up to this value are ranked by a counting sort (one bucket per count).
+const SMALL_COUNT: usize = u8::MAX as usize;
+
+/// Working buffers of one rayon task, reused across its cells.
+#[derive(Debug)]
+struct Scratch {
+    /// Kept non-zero entries of the cell, in storage order, as parallel arrays (compact, so a
+    /// cell's working set stays in L1): gene, count, token and counting-sort bucket.
+    genes: Vec<u32>,
+    counts: Vec<f32>,
+    tokens: Vec<i64>,
+    buckets: Vec<u8>,
+    /// Counting-sort histogram over [`count_bucket`]s, then each bucket's next position.
+    histogram: Vec<usize>,
+    /// Entries ranked by value (when counts alone do not decide the order).
+    ranked: Vec<Ranked>,
+    /// Radix-sort keys and their permutation, and the buffers they are scattered into.
+    keys: Vec<u32>,
+    order: Vec<u32>,
+    keys_tmp: Vec<u32>,
+    order_tmp: Vec<u32>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            genes: Vec::new(),
+            counts: Vec::new(),
+            tokens: Vec::new(),
+            buckets: Vec::new(),
+            histogram: vec![0; SMALL_COUNT + 1],
+            ranked: Vec::new(),
+            keys: Vec::new(),
+            order: Vec::new(),
+            keys_tmp: Vec::new(),
+            order_tmp: Vec::new(),
+        }
+    }
+}
+
 /// Rank-value encoder over a [`Vocab`].
 #[derive(Debug, Clone)]
 pub struct GeneformerTokenizer {
@@ -146,6 +186,9 @@ pub struct GeneformerTokenizer {
     medians: Option<GeneMedians>,
     /// `<cls>` and `<eos>`, resolved once (V2 only).
     specials: Option<(i64, i64)>,
+    /// Token of each gene_integer_id the encoding keeps (in the vocabulary and, with medians,
+    /// with a median), or -1: one lookup per entry in the hot loop.
+    kept_tokens: Vec<i64>,
 }
 
 impl GeneformerTokenizer {
@@ -181,11 +224,23 @@ impl GeneformerTokenizer {
             },
         };
         Ok(Self {
+            kept_tokens: Vec::new(),
             config,
             vocab,
             medians: None,
             specials,
-        })
+        }
+        .with_kept_tokens())
+    }
+
+    fn with_kept_tokens(mut self) -> Self {
+        self.kept_tokens = (0..self.vocab.n_genes() as u32)
+            .map(|g| match (self.vocab.token(g), self.median(g)) {
+                (Some(token), Some(_)) => token,
+                _ => -1,
+            })
+            .collect();
+        self
     }
 
     /// Adds gene medians; they must cover exactly the vocabulary's genes.
@@ -198,7 +253,7 @@ impl GeneformerTokenizer {
             )));
         }
         self.medians = Some(medians);
-        Ok(self)
+        Ok(self.with_kept_tokens())
     }
 
     /// The options.
@@ -220,7 +275,7 @@ impl GeneformerTokenizer {
     /// gene count.
     pub fn tokenize(&self, cells: &CellBatch<'_>) -> Result<TokenBatch> {
         let mut out = TokenBatch::padded(cells, self.seq_len(), self.vocab.pad(), None);
-        fill_rows(&mut out, |scratch: &mut Vec<Ranked>, i, row| {
+        fill_rows(&mut out, |scratch: &mut Scratch, i, row| {
             let (genes, values) = cells.row(i);
             self.encode_cell(genes, values, cells.cell_ids()[i], scratch, row)
         })?;
@@ -241,56 +296,68 @@ impl GeneformerTokenizer {
         genes: &[u32],
         values: &[f32],
         cell: u32,
-        ranked: &mut Vec<Ranked>,
+        scratch: &mut Scratch,
         row: RowOut<'_>,
     ) -> Result<()> {
-        let n_genes = self.vocab.n_genes();
-        ranked.clear();
-        let (mut total_all, mut total_kept) = (0.0f64, 0.0f64);
+        scratch.genes.clear();
+        scratch.counts.clear();
+        scratch.tokens.clear();
+        scratch.buckets.clear();
+        scratch.histogram.fill(0);
+        // The counting-sort path (see `rank_by_count`) needs no medians, ascending genes, and
+        // every kept count an integer >= 1 (counts above SMALL_COUNT are ranked apart).
+        let (mut ascending, mut countable) = (true, true);
+        let mut previous: i64 = -1;
         for (&gene, &v) in genes.iter().zip(values) {
-            if gene as usize >= n_genes {
-                return Err(gene_out_of_range(gene, cell, n_genes));
-            }
-            if v.is_nan() {
-                continue;
-            }
-            let v = f64::from(v);
-            total_all += v;
-            let Some(token) = self.vocab.token(gene) else {
-                continue;
+            let Some(&token) = self.kept_tokens.get(gene as usize) else {
+                return Err(gene_out_of_range(gene, cell, self.kept_tokens.len()));
             };
-            if self.median(gene).is_none() {
+            if token < 0 || v.is_nan() || v == 0.0 {
                 continue;
             }
-            total_kept += v;
-            if v != 0.0 {
-                // Holds the count until n_counts is known.
-                ranked.push(Ranked { x: v, gene, token });
-            }
+            let bucket = count_bucket(v);
+            countable &= bucket.is_some();
+            ascending &= previous < i64::from(gene);
+            previous = i64::from(gene);
+            let bucket = bucket.unwrap_or(0);
+            scratch.histogram[bucket as usize] += 1;
+            scratch.genes.push(gene);
+            scratch.counts.push(v);
+            scratch.tokens.push(token);
+            scratch.buckets.push(bucket);
         }
         let n_counts = match self.config.counts_scope {
-            CountsScope::AllGenes => total_all,
-            CountsScope::InVocabulary => total_kept,
+            CountsScope::AllGenes => sum_non_nan(values),
+            // Kept zeros add nothing, so the kept non-zero entries give the same total.
+            CountsScope::InVocabulary => sum_non_nan(&scratch.counts),
         };
-        for r in ranked.iter_mut() {
-            // Kept genes have a median (checked above).
-            let median = self.median(r.gene).unwrap_or(1.0);
-            r.x = r.x / n_counts * self.config.target_sum / median;
-        }
 
         let slots = self.config.gene_slots();
-        if ranked.len() > slots {
-            // Partition the top `slots` first so only they get sorted.
-            ranked.select_nth_unstable_by(slots, rank_order);
-            ranked.truncate(slots);
-        }
-        ranked.sort_unstable_by(rank_order);
-
         let first = usize::from(self.specials.is_some());
-        for (k, r) in ranked.iter().enumerate() {
-            row.ids[first + k] = r.token;
+        let kept = scratch.tokens.len().min(slots);
+        let ids = &mut row.ids[first..first + kept];
+        let countable = countable && ascending && self.medians.is_none();
+        if countable && n_counts.is_finite() && n_counts > 0.0 {
+            // Without medians, x = count / n_counts * target_sum is a strictly increasing
+            // function of the count (distinct f32 counts stay distinct through two correctly
+            // rounded f64 operations), so ranking the counts ranks x.
+            rank_by_count(scratch, ids);
+        } else {
+            scratch.ranked.clear();
+            for ((&gene, &count), &token) in scratch
+                .genes
+                .iter()
+                .zip(&scratch.counts)
+                .zip(&scratch.tokens)
+            {
+                // Kept genes have a median (checked when the table of kept tokens was built).
+                let median = self.median(gene).unwrap_or(1.0);
+                let x = f64::from(count) / n_counts * self.config.target_sum / median;
+                scratch.ranked.push(Ranked { x, gene, token });
+            }
+            rank_by_value(scratch, ids, ascending);
         }
-        let mut len = first + ranked.len();
+        let mut len = first + kept;
         if let Some((cls, eos)) = self.specials {
             row.ids[0] = cls;
             row.ids[len] = eos;
@@ -298,6 +365,171 @@ impl GeneformerTokenizer {
         }
         row.mask[..len].fill(true);
         Ok(())
+    }
+}
+
+/// Sum of the non-NaN values in f64, in four lanes: no single chain of dependent additions
+/// (for counts, integers below 2^53, the order of additions does not change the sum).
+fn sum_non_nan(values: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 4];
+    let chunks = values.chunks_exact(4);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += if v.is_nan() { 0.0 } else { f64::from(v) };
+        }
+    }
+    let tail: f64 = rest
+        .iter()
+        .filter(|v| !v.is_nan())
+        .map(|&v| f64::from(v))
+        .sum();
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
+}
+
+/// Counting-sort bucket of a non-zero count: the count itself for integers 1..=SMALL_COUNT,
+/// 0 for larger counts (ranked apart), `None` for anything else (fractions, negatives, inf).
+#[inline]
+fn count_bucket(v: f32) -> Option<u8> {
+    if v > SMALL_COUNT as f32 {
+        return v.is_finite().then_some(0);
+    }
+    // A cast and compare instead of `fract()`, which is a libm call on baseline x86-64.
+    let c = v as u8;
+    (c >= 1 && f32::from(c) == v).then_some(c)
+}
+
+/// Writes the kept tokens (genes ascending, counts bucketed into `scratch.histogram`) into
+/// `ids` in rank order, as many as fit: the few counts above SMALL_COUNT first, compared, then a
+/// stable counting sort of the rest, which keeps ties in ascending gene order.
+fn rank_by_count(scratch: &mut Scratch, ids: &mut [i64]) {
+    let next = &mut scratch.histogram;
+    let big = next[0];
+    if big > 0 {
+        let ranked = &mut scratch.ranked;
+        ranked.clear();
+        for (k, &bucket) in scratch.buckets.iter().enumerate() {
+            if bucket == 0 {
+                ranked.push(Ranked {
+                    x: f64::from(scratch.counts[k]),
+                    gene: scratch.genes[k],
+                    token: scratch.tokens[k],
+                });
+            }
+        }
+        ranked.sort_unstable_by(rank_order);
+        for (slot, r) in ids.iter_mut().zip(ranked.iter()) {
+            *slot = r.token;
+        }
+    }
+    // Bucket c starts after the larger counts: turn the histogram into start positions.
+    let mut start = big;
+    for count in next[1..].iter_mut().rev() {
+        let n = *count;
+        *count = start;
+        start += n;
+    }
+    for (&bucket, &token) in scratch.buckets.iter().zip(&scratch.tokens) {
+        if bucket != 0 {
+            let position = &mut next[bucket as usize];
+            if let Some(slot) = ids.get_mut(*position) {
+                *slot = token;
+            }
+            *position += 1;
+        }
+    }
+}
+
+/// Writes the tokens of `scratch.ranked` (x normalised) into `ids` in rank order, as many as fit.
+/// Genes ascending: an LSD radix sort of the x bits, stable, so ties stay in gene order. Else a
+/// comparison sort with the full order.
+fn rank_by_value(scratch: &mut Scratch, ids: &mut [i64], ascending: bool) {
+    let ranked = &mut scratch.ranked;
+    if !ascending || ranked.len() < 64 {
+        if ranked.len() > ids.len() {
+            // Partition the top ranks first so only they get sorted.
+            ranked.select_nth_unstable_by(ids.len(), rank_order);
+            ranked.truncate(ids.len());
+        }
+        ranked.sort_unstable_by(rank_order);
+        for (slot, r) in ids.iter_mut().zip(ranked.iter()) {
+            *slot = r.token;
+        }
+        return;
+    }
+    // 32-bit keys that sort ascending in the order of descending x: x rounded to f32 (rounding
+    // is monotone, so the key order never contradicts x's order), bits mapped to the total
+    // order and reversed. Halves the radix passes of f64 keys; entries whose f32 keys tie are
+    // put in exact order afterwards.
+    let keys = &mut scratch.keys;
+    keys.clear();
+    keys.extend(ranked.iter().map(|r| {
+        let bits = (r.x as f32).to_bits();
+        let ascending = if bits >> 31 == 1 {
+            !bits
+        } else {
+            bits | 1 << 31
+        };
+        !ascending
+    }));
+    let order = &mut scratch.order;
+    order.clear();
+    order.extend(0..ranked.len() as u32);
+    radix_sort(keys, order, &mut scratch.keys_tmp, &mut scratch.order_tmp);
+    let (keys, order) = (&scratch.keys, &mut scratch.order);
+    let mut start = 0;
+    while start < keys.len() {
+        let end = start
+            + keys[start..]
+                .iter()
+                .take_while(|&&k| k == keys[start])
+                .count();
+        if end - start > 1 {
+            order[start..end]
+                .sort_unstable_by(|&a, &b| rank_order(&ranked[a as usize], &ranked[b as usize]));
+        }
+        start = end;
+    }
+    for (slot, &i) in ids.iter_mut().zip(order.iter()) {
+        *slot = ranked[i as usize].token;
+    }
+}
+
+/// Stable LSD radix sort of `keys` (8-bit digits), carrying `order` along. Digits on which all
+/// keys agree are skipped.
+fn radix_sort(
+    keys: &mut Vec<u32>,
+    order: &mut Vec<u32>,
+    keys_tmp: &mut Vec<u32>,
+    order_tmp: &mut Vec<u32>,
+) {
+    let n = keys.len();
+    let mut histograms = [[0u32; 256]; 4];
+    for &k in keys.iter() {
+        for (d, h) in histograms.iter_mut().enumerate() {
+            h[((k >> (8 * d)) & 0xff) as usize] += 1;
+        }
+    }
+    keys_tmp.resize(n, 0);
+    order_tmp.resize(n, 0);
+    for (d, h) in histograms.iter_mut().enumerate() {
+        if h.iter().any(|&c| c as usize == n) {
+            continue;
+        }
+        let mut start = 0u32;
+        for c in h.iter_mut() {
+            let count = *c;
+            *c = start;
+            start += count;
+        }
+        for (&k, &o) in keys.iter().zip(order.iter()) {
+            let position = &mut h[((k >> (8 * d)) & 0xff) as usize];
+            keys_tmp[*position as usize] = k;
+            order_tmp[*position as usize] = o;
+            *position += 1;
+        }
+        std::mem::swap(keys, keys_tmp);
+        std::mem::swap(order, order_tmp);
     }
 }
 
@@ -461,9 +693,14 @@ mod tests {
                 counts_scope: scope,
                 ..v1(4)
             };
-            GeneformerTokenizer::new(config, Vocab::slaf(3, Some(6)).unwrap()).unwrap()
+            // Medians of 1 keep x's ranking but take the path that stores x.
+            let ones = GeneMedians::from_values(vec![1.0; 3]).unwrap();
+            GeneformerTokenizer::new(config, Vocab::slaf(3, Some(6)).unwrap())
+                .unwrap()
+                .with_medians(ones)
+                .unwrap()
         };
-        let mut ranked = Vec::new();
+        let mut scratch = Scratch::default();
         let mut ids = [0i64; 4];
         let mut mask = [false; 4];
         for (scope, expected) in [
@@ -476,9 +713,9 @@ mod tests {
                 values: None,
             };
             t(scope)
-                .encode_cell(&[0, 1, 2], &[1.0, 3.0, 6.0], 0, &mut ranked, row)
+                .encode_cell(&[0, 1, 2], &[1.0, 3.0, 6.0], 0, &mut scratch, row)
                 .unwrap();
-            let xs: Vec<f64> = ranked.iter().map(|r| r.x).collect();
+            let xs: Vec<f64> = scratch.ranked.iter().map(|r| r.x).collect();
             assert_eq!(xs, expected, "{scope:?}");
             assert_eq!(ids[..2], [5, 4]);
         }
@@ -531,5 +768,95 @@ mod tests {
         let e = t.tokenize(&c.batch()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OutOfRange);
         assert!(e.message().contains("cell 100"), "{e}");
+    }
+
+    /// The rule written the plain way: every kept gene's x, one comparison sort.
+    fn reference(t: &GeneformerTokenizer, genes: &[u32], values: &[f32]) -> Vec<i64> {
+        let kept: Vec<(u32, f64, i64)> = genes
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| !v.is_nan())
+            .filter_map(|(&g, &v)| Some((g, f64::from(v), t.vocab.token(g)?)))
+            .filter(|&(g, _, _)| t.median(g).is_some())
+            .collect();
+        let n_counts: f64 = match t.config.counts_scope {
+            CountsScope::AllGenes => values
+                .iter()
+                .filter(|v| !v.is_nan())
+                .map(|&v| f64::from(v))
+                .sum(),
+            CountsScope::InVocabulary => kept.iter().map(|k| k.1).sum(),
+        };
+        let mut ranked: Vec<Ranked> = kept
+            .into_iter()
+            .filter(|k| k.1 != 0.0)
+            .map(|(gene, v, token)| Ranked {
+                x: v / n_counts * t.config.target_sum / t.median(gene).unwrap(),
+                gene,
+                token,
+            })
+            .collect();
+        ranked.sort_by(rank_order);
+        ranked.truncate(t.config.gene_slots());
+        let mut ids: Vec<i64> = ranked.iter().map(|r| r.token).collect();
+        if let Some((cls, eos)) = t.specials {
+            ids.insert(0, cls);
+            ids.push(eos);
+        }
+        ids.resize(t.seq_len(), t.vocab.pad());
+        ids
+    }
+
+    #[test]
+    fn fast_paths_match_the_plain_rule() {
+        use rand_chacha::rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let n_genes = 300u32;
+        let medians: Vec<f64> = (0..n_genes).map(|g| 0.25 + f64::from(g % 7)).collect();
+        for case in 0..400 {
+            let kind = rng.next_u32() % 4;
+            let n = (rng.next_u32() % 250) as usize;
+            let mut genes: Vec<u32> = (0..n_genes).collect();
+            for i in 0..n {
+                let j = i + (rng.next_u32() as usize % (genes.len() - i));
+                genes.swap(i, j);
+            }
+            genes.truncate(n);
+            if case % 5 != 0 {
+                genes.sort_unstable();
+            }
+            let values: Vec<f32> = genes
+                .iter()
+                .map(|_| match kind {
+                    0 => (1 + rng.next_u32() % 4) as f32,
+                    1 => (1 + rng.next_u32() % 600) as f32,
+                    2 => (rng.next_u32() % 1000) as f32 / 7.0,
+                    _ => [0.0, 1.0, 2.0, 256.0, 1e6, f32::NAN][rng.next_u32() as usize % 6],
+                })
+                .collect();
+            let config = GeneformerConfig {
+                max_genes: [3, 50, 120, 400][case % 4],
+                counts_scope: [CountsScope::AllGenes, CountsScope::InVocabulary][case % 2],
+                ..[GeneformerConfig::v1(), GeneformerConfig::v2()][(case / 2) % 2].clone()
+            };
+            let vocab = Vocab::slaf(n_genes as usize, Some(250)).unwrap();
+            let mut t = GeneformerTokenizer::new(config, vocab).unwrap();
+            if case % 3 == 0 {
+                t = t
+                    .with_medians(GeneMedians::from_values(medians.clone()).unwrap())
+                    .unwrap();
+            }
+            let c = Cells::new(&[&genes
+                .iter()
+                .copied()
+                .zip(values.iter().copied())
+                .collect::<Vec<_>>()]);
+            let out = t.tokenize(&c.batch()).unwrap();
+            assert_eq!(
+                out.ids(0),
+                reference(&t, &genes, &values).as_slice(),
+                "case {case}"
+            );
+        }
     }
 }

@@ -31,12 +31,14 @@
 pub mod dictionary;
 pub mod geneformer;
 pub mod scgpt;
+pub mod spec;
 pub mod vocab;
 
 pub use dictionary::{
     load_gene_medians, load_token_dictionary, DictionaryFormat, GeneMedianDictionary,
     TokenDictionary,
 };
+pub use spec::{parse_counts_scope, Tokenizer, TokenizerSpec};
 pub use vocab::Vocab;
 
 use rayon::prelude::*;

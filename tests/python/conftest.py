@@ -74,3 +74,38 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic") / "small.slaf"
     generate(out, n_cells=500, n_genes=300, nnz_per_cell=40, seed=7, rows_per_fragment=3001)
     return out
+
+
+@pytest.fixture(scope="session")
+def halves(tmp_path_factory: pytest.TempPathFactory) -> tuple[ad.AnnData, Path, Path]:
+    """A varied AnnData (CSR counts, layers ``counts`` and ``half``, nullable and dotted obs
+    columns, obsm) split into two h5ad files, for conversion and append tests."""
+    rng = np.random.default_rng(11)
+    n, g = 300, 40
+    x = sp.random(n, g, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+    x.data = np.ceil(x.data * 70000).astype(np.float32)  # integers, some above 65535
+    x.data[:5] = 0  # explicit zeros are not stored
+    obs = pd.DataFrame(
+        {
+            "cell.type": pd.Categorical(rng.choice(["T", "B", None], n)),
+            "count": pd.array(rng.integers(0, 5, n), dtype="Int64"),
+            "flag": pd.array(rng.random(n) < 0.5, dtype="boolean"),
+            "label": pd.array([None if i % 7 == 0 else f"c{i}" for i in range(n)], "string"),
+            "score": rng.random(n),
+        },
+        index=[f"cell{i}" for i in range(n)],
+    )
+    obs.loc[obs.index[::5], "count"] = pd.NA
+    obs.loc[obs.index[::6], "flag"] = pd.NA
+    var = pd.DataFrame({"symbol": [f"S{j}" for j in range(g)]}, index=[f"G{j}" for j in range(g)])
+    adata = ad.AnnData(X=x, obs=obs, var=var)
+    adata.layers["counts"] = x.copy()
+    adata.layers["half"] = (x * 0.5).tocsr()
+    adata.obsm["X_umap"] = rng.random((n, 2)).astype(np.float32)
+    out = tmp_path_factory.mktemp("halves")
+    full = out / "full.h5ad"
+    adata.write_h5ad(full)
+    a, b = out / "a.h5ad", out / "b.h5ad"
+    adata[:120].copy().write_h5ad(a)
+    adata[120:].copy().write_h5ad(b)
+    return adata, a, b

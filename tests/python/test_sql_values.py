@@ -3,14 +3,19 @@ of every shared fixture."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import anndata as ad
 import duckdb
+import lance
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 import scipy.sparse as sp
 
 from slaf import SLAFArray
+from slaf.convert import append, convert
 
 from conftest import FIXTURES, REPO, source
 
@@ -144,6 +149,201 @@ def test_geneformer_tokens_rank_the_cells_genes(con: duckdb.DuckDBPyConnection) 
         if genes:
             left_out = [v for g, v in counts.items() if g not in set(genes)]
             assert all(v <= values[-1] for v in left_out)
+
+
+def geneformer_tokens(x: sp.csr_matrix, gene_ids: list[int], max_genes: int) -> list[list[int]]:
+    """Geneformer V1 tokens of each row of ``x`` (columns are ``gene_ids``) in the slaf
+    layout, without gene medians: stored genes by count descending, ties to the smaller gene id,
+    token = gene id + 4, padded with 0 to ``max_genes``."""
+    rows = []
+    for i in range(x.shape[0]):
+        row = x[i]
+        entries = [(-v, gene_ids[j]) for j, v in zip(row.indices, row.data, strict=True) if v != 0]
+        tokens = [g + 4 for _, g in sorted(entries)[:max_genes]]
+        rows.append(tokens + [0] * (max_genes - len(tokens)))
+    return rows
+
+
+def test_geneformer_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -> None:
+    """``genes :=`` by names: tokens are those of the Python view's submatrix of the genes."""
+    path = FIXTURES / "pbmc10x_v3_mtx_chunked.slaf"
+    data = SLAFArray(path)
+    rng = np.random.default_rng(1)
+    ids = sorted(rng.choice(data.shape[1], size=60, replace=False).tolist())
+    names = data.var["gene_id"].to_numpy()[ids].tolist()
+    rows = con.execute(
+        f"SELECT cell_integer_id, input_ids FROM slaf_tokenize('{path}', genes := $g, "
+        f"max_genes := 6) ORDER BY cell_integer_id",
+        {"g": names[::-1]},  # selection order does not matter
+    ).fetchall()
+    want = geneformer_tokens(sp.csr_matrix(data.get_submatrix(None, ids)), ids, 6)
+    assert [r[0] for r in rows] == list(range(data.shape[0]))
+    assert [list(r[1]) for r in rows] == want
+    assert any(any(t != 0 for t in w) for w in want)
+
+
+def test_geneformer_tokens_of_a_gene_filter(con: duckdb.DuckDBPyConnection) -> None:
+    """``gene_filter :=`` selects the genes the Python view's var selects; ``cells :=`` too."""
+    path = FIXTURES / "perturb500_chunked.slaf"
+    data = SLAFArray(path)
+    ids = np.flatnonzero((data.var["mean_counts"] > 1.0).to_numpy()).tolist()
+    assert 0 < len(ids) < data.shape[1]
+    cells = list(range(0, data.shape[0], 7))
+    rows = con.execute(
+        f"SELECT cell_integer_id, input_ids FROM slaf_tokenize('{path}', cells := $c, "
+        f"gene_filter := 'mean_counts > 1.0', max_genes := 32) ORDER BY cell_integer_id",
+        {"c": cells},
+    ).fetchall()
+    want = geneformer_tokens(sp.csr_matrix(data.get_submatrix(cells, ids)), ids, 32)
+    assert [r[0] for r in rows] == cells
+    assert [list(r[1]) for r in rows] == want
+
+
+def test_scgpt_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -> None:
+    """scGPT over selected genes: ``<cls>`` then exactly the cell's stored selected genes
+    (all fit), in ascending gene order, with bins in 1..n_bins-1."""
+    path = FIXTURES / "perturb500_chunked.slaf"
+    data = SLAFArray(path)
+    ids = list(range(0, data.shape[1], 3))
+    rows = con.execute(
+        f"SELECT cell_integer_id, input_ids, values FROM slaf_tokenize('{path}', "
+        f"tokenizer := 'scgpt', genes := '0:{data.shape[1]}:3', max_genes := 1000, n_bins := 11) "
+        f"ORDER BY cell_integer_id"
+    ).fetchall()
+    x = sp.csr_matrix(data.get_submatrix(None, ids))
+    assert len(rows) == data.shape[0]
+    for cell, tokens, values in rows:
+        row = x[cell]
+        stored = sorted(ids[j] + 4 for j, v in zip(row.indices, row.data, strict=True) if v != 0)
+        n = len(stored)
+        assert tokens[0] == 1 and values[0] == 0
+        assert list(tokens[1 : n + 1]) == stored
+        assert all(t == 0 for t in tokens[n + 1 :])
+        assert all(1 <= v <= 10 for v in values[1 : n + 1])
+
+
+@pytest.fixture(scope="module")
+def layered(halves, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ad.AnnData]:
+    """The ``halves`` AnnData (X, layers ``counts`` and ``half``) converted by ``slaf.convert``
+    from its two h5ad files."""
+    adata, a, b = halves
+    out = convert([a, b], tmp_path_factory.mktemp("layered") / "layered.slaf", chunk_size=64)
+    return Path(out), adata
+
+
+def test_slice_of_a_layer_matches_anndata(
+    con: duckdb.DuckDBPyConnection, layered: tuple[Path, ad.AnnData]
+) -> None:
+    path, adata = layered
+    cells, genes = [250, 3, 119, 120, 77], [39, 0, 17, 5]
+    for layer in ("counts", "half"):
+        rows = con.execute(
+            f"SELECT cell_integer_id, gene_integer_id, cell_id, value FROM slaf_slice('{path}', "
+            f"cells := $c, genes := $g, layer := '{layer}')",
+            {"c": cells, "g": genes},
+        ).fetchnumpy()
+        want = sp.csr_matrix(adata.layers[layer])[cells][:, genes].toarray()
+        got = coo_to_csr(
+            np.array([cells.index(c) for c in rows["cell_integer_id"]]),
+            np.array([genes.index(g) for g in rows["gene_integer_id"]]),
+            rows["value"],
+            want.shape,
+        )
+        np.testing.assert_array_equal(got.toarray(), want)
+        assert len(rows["value"]) == np.count_nonzero(want)
+        np.testing.assert_array_equal(
+            np.asarray(rows["cell_id"], dtype=object),
+            adata.obs_names.to_numpy()[rows["cell_integer_id"]],
+        )
+        # The whole layer, by a cell predicate over every cell.
+        rows = con.execute(
+            f"SELECT cell_integer_id, gene_integer_id, value FROM slaf_slice('{path}', "
+            f"cell_filter := 'cell_integer_id >= 0', layer := '{layer}')"
+        ).fetchnumpy()
+        got = coo_to_csr(
+            rows["cell_integer_id"], rows["gene_integer_id"], rows["value"], adata.shape
+        )
+        np.testing.assert_array_equal(got.toarray(), adata.layers[layer].toarray())
+
+
+def test_layers_table_matches_anndata(
+    con: duckdb.DuckDBPyConnection, layered: tuple[Path, ad.AnnData]
+) -> None:
+    path, adata = layered
+    table = con.execute(f"SELECT * FROM slaf_scan('{path}', 'layers')").fetchnumpy()
+    assert {"cell_integer_id", "gene_integer_id", "counts", "half"} <= set(table)
+    for layer in ("counts", "half"):
+        values = table[layer]
+        keep = ~np.ma.getmaskarray(values)
+        got = coo_to_csr(
+            table["cell_integer_id"][keep],
+            table["gene_integer_id"][keep],
+            np.ma.getdata(values)[keep],
+            adata.shape,
+        )
+        np.testing.assert_array_equal(got.toarray(), adata.layers[layer].toarray())
+    one = con.execute(
+        f"SELECT sum(half) FROM slaf_scan('{path}', 'layers', columns := ['half'], "
+        f"filter := 'cell_integer_id = 250')"
+    ).fetchone()[0]
+    assert one == pytest.approx(float(adata.layers["half"][250].sum()))
+
+
+def test_unknown_layer_is_a_clear_error(
+    con: duckdb.DuckDBPyConnection, layered: tuple[Path, ad.AnnData]
+) -> None:
+    path, _ = layered
+    with pytest.raises(duckdb.Error, match=r'no layer "nope".*available: counts, half'):
+        con.execute(f"SELECT * FROM slaf_slice('{path}', cells := [0], layer := 'nope')")
+
+
+def test_append_is_seen_by_the_same_connection(
+    con: duckdb.DuckDBPyConnection, halves, tmp_path: Path
+) -> None:
+    """Datasets are cached per process; an append must not be served stale."""
+    adata, a, b = halves
+    path = Path(convert(a, tmp_path / "grows.slaf"))
+    count = f"SELECT count(*) FROM slaf_scan('{path}', 'expression')"
+    assert con.execute(f"SELECT n_cells FROM slaf_info('{path}')").fetchone() == (120,)
+    x = sp.csr_matrix(adata.X)
+    assert con.execute(count).fetchone() == (np.count_nonzero(x[:120].toarray()),)
+    append(b, path)
+    assert con.execute(f"SELECT n_cells FROM slaf_info('{path}')").fetchone() == (300,)
+    assert con.execute(count).fetchone() == (np.count_nonzero(x.toarray()),)
+    rows = con.execute(
+        f"SELECT gene_integer_id, value FROM slaf_slice('{path}', cells := ['cell250'])"
+    ).fetchnumpy()
+    got = np.zeros(adata.n_vars, dtype=np.float32)
+    got[rows["gene_integer_id"]] = rows["value"]
+    np.testing.assert_array_equal(got, x[250].toarray().ravel())
+
+
+def test_lance_rewrite_without_config_change_is_seen(
+    con: duckdb.DuckDBPyConnection, halves, tmp_path: Path
+) -> None:
+    """A new Lance version of the expression table, config.json untouched, is seen too."""
+    _, a, _ = halves
+    path = Path(convert(a, tmp_path / "rewritten.slaf"))
+    total = f"SELECT sum(value) FROM slaf_slice('{path}', cells := '0:120')"
+    before = con.execute(total).fetchone()[0]
+    config = os.stat(path / "config.json")
+    table = lance.dataset(path / "expression.lance").to_table()
+    value = table.schema.field("value")
+    doubled = table.set_column(
+        table.schema.get_field_index("value"),
+        value,
+        pc.multiply(table["value"], 2).cast(value.type),
+    )
+    lance.write_dataset(doubled, path / "expression.lance", mode="overwrite")
+    again = os.stat(path / "config.json")
+    assert (again.st_mtime_ns, again.st_ino, again.st_size) == (
+        config.st_mtime_ns,
+        config.st_ino,
+        config.st_size,
+    )
+    assert con.execute(total).fetchone()[0] == pytest.approx(2 * before)
+    scanned = con.execute(f"SELECT sum(value) FROM slaf_scan('{path}', 'expression')")
+    assert scanned.fetchone()[0] == pytest.approx(2 * before)
 
 
 def test_errors_name_the_problem(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
