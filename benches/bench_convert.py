@@ -3,19 +3,24 @@
 Generates an h5ad of negative-binomial-like counts (the model of ``benches/synthetic.py``;
 CSR X written chunk by chunk with anndata, so generation itself stays in bounded memory), then
 converts it with both tools in child processes, measuring wall time and the peak resident
-memory of each child's process tree (psutil, sampled every 50 ms).
+memory of each child's process tree (psutil, sampled every 50 ms). The input is read once
+before timing so that both tools find it in the page cache; with ``--repeat N`` the tools take
+turns N times and the median of each is reported. The load average is printed before and after
+(other work on the machine slows both tools).
 
 Usage::
 
     python benches/bench_convert.py --cells 100000 --genes 20000 --nnz-per-cell 1500 \\
         [--workdir /tmp/bench-convert] [--slafdb-python .venv-slafdb/bin/python] [--ours-python PY]
-        [--only ours|slafdb] [--generate-only]
+        [--only ours|slafdb] [--repeat N] [--generate-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -117,12 +122,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-convert"))
     parser.add_argument("--ours-python", default=sys.executable)
-    parser.add_argument("--slafdb-python", default=str(REPO / ".venv-slafdb" / "bin" / "python"))
+    parser.add_argument("--slafdb-python", help="default: .venv-slafdb (made on first use)")
     parser.add_argument("--only", choices=("ours", "slafdb"), help="run one converter only")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per tool (median reported)")
     parser.add_argument("--generate-only", action="store_true", help="only write the h5ad")
     args = parser.parse_args()
 
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.slafdb_python is None and args.only != "ours" and not args.generate_only:
+        from bench_submatrix import ensure_slafdb
+
+        args.slafdb_python = str(ensure_slafdb())
     h5ad = args.workdir / f"synthetic_{args.cells}x{args.genes}.h5ad"
     if not h5ad.exists():
         t = time.perf_counter()
@@ -133,27 +143,42 @@ def main() -> None:
     if args.generate_only:
         return
 
-    results = {}
+    with open(h5ad, "rb") as f:  # into the page cache, for both tools alike
+        while f.read(1 << 24):
+            pass
     runs = [
         ("ours", args.ours_python, OURS, args.chunk_size),
         ("slafdb 0.5.2", args.slafdb_python, SLAFDB, args.slafdb_chunk_size),
     ]
     if args.only:
         runs = [r for r in runs if r[0].split()[0] == args.only]
-    for name, python, script, chunk_size in runs:
-        out = args.workdir / f"{name.split()[0]}.slaf"
-        if out.exists():
-            shutil.rmtree(out)
-        cmd = [python, "-c", script, str(h5ad), str(out), str(chunk_size)]
-        seconds, peak, status = measure(cmd)
-        results[name] = (seconds, peak)
-        state = "ok" if status == 0 else f"FAILED ({status})"
-        print(
-            f"{name:>14}: {seconds:8.1f} s   peak RSS {peak:8.0f} MiB   "
-            f"(chunk {chunk_size} cells) {state}"
-        )
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in runs}
+    for _ in range(args.repeat):
+        for name, python, script, chunk_size in runs:
+            out = args.workdir / f"{name.split()[0]}.slaf"
+            if out.exists():
+                shutil.rmtree(out)
+            cmd = [python, "-c", script, str(h5ad), str(out), str(chunk_size)]
+            seconds, peak, status = measure(cmd)
+            samples[name].append((seconds, peak))
+            state = "ok" if status == 0 else f"FAILED ({status})"
+            print(
+                f"{name:>14}: {seconds:8.1f} s   peak RSS {peak:8.0f} MiB   "
+                f"(chunk {chunk_size} cells) {state}",
+                flush=True,
+            )
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    results = {
+        name: (statistics.median(t for t, _ in runs_), statistics.median(m for _, m in runs_))
+        for name, runs_ in samples.items()
+    }
     if len(results) == 2:
         (t_ours, m_ours), (t_db, m_db) = results["ours"], results["slafdb 0.5.2"]
+        label = f"median of {args.repeat}: " if args.repeat > 1 else ""
+        print(
+            f"{label}ours {t_ours:.1f} s / {m_ours:.0f} MiB, slafdb {t_db:.1f} s / {m_db:.0f} MiB"
+        )
         print(f"speed-up: {t_db / t_ours:.2f}×   memory: ours/slafdb = {m_ours / m_db:.2f}")
 
 

@@ -1,54 +1,70 @@
-//! `NativeWriter`: the core `Writer` as a Python class. Arrays arrive as `bytes` of known
-//! numpy dtypes; annotation tables arrive as any object with `__arrow_c_stream__` (pyarrow,
-//! polars). The GIL is released while the core encodes and writes.
+//! `NativeWriter`: the core `Writer` as a Python class. Arrays arrive as objects exporting
+//! `__arrow_c_array__` (pyarrow arrays, which wrap numpy arrays without a copy) and are read in
+//! place; annotation tables arrive as any object with `__arrow_c_stream__` (pyarrow, polars).
+//! The GIL is released while the core encodes and writes.
 
+use arrow::array::{make_array, Array, ArrayRef};
+use arrow::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Int64Type};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCapsule};
-use slaf::writer::{ChunkValues, Coo, CsrChunk, NewDataset, Pairwise, ValueType, Writer};
+use pyo3::types::PyCapsule;
+use slaf::writer::{fits_uint16, Coo, CsrChunk, NewDataset, Pairwise, ValueType, Writer};
 
 use crate::errors::IntoPy;
 
-fn numbers<const N: usize, T>(
-    bytes: &[u8],
-    what: &str,
-    from: fn([u8; N]) -> T,
-) -> PyResult<Vec<T>> {
-    if !bytes.len().is_multiple_of(N) {
-        return Err(PyValueError::new_err(format!(
-            "{what}: {} bytes is not a whole number of {N}-byte values",
-            bytes.len()
-        )));
+/// An Arrow array from an object exporting `__arrow_c_array__` (no copy: the array keeps the
+/// exporter's buffers alive until it is dropped).
+fn array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<ArrayRef> {
+    let bad = |e: String| PyValueError::new_err(format!("{what}: {e}"));
+    let (schema, array) = obj
+        .call_method0("__arrow_c_array__")
+        .map_err(|e| bad(format!("expected an Arrow array ({e})")))?
+        .extract::<(Bound<'_, PyCapsule>, Bound<'_, PyCapsule>)>()?;
+    let schema = schema.pointer_checked(Some(c"arrow_schema"))?;
+    let array = array.pointer_checked(Some(c"arrow_array"))?;
+    // SAFETY: capsules named "arrow_schema"/"arrow_array" hold an FFI_ArrowSchema and an
+    // FFI_ArrowArray (Arrow PyCapsule interface). `from_raw` moves the array out and leaves a
+    // released one behind, which the capsule's destructor then ignores; the schema is only
+    // borrowed while `from_ffi` reads it, and the capsule outlives that.
+    let data = unsafe {
+        let array = FFI_ArrowArray::from_raw(array.as_ptr().cast::<FFI_ArrowArray>());
+        let schema = &*schema.as_ptr().cast::<FFI_ArrowSchema>();
+        from_ffi(array, schema)
     }
-    Ok(bytes
-        .chunks_exact(N)
-        .map(|c| from(c.try_into().expect("N bytes")))
-        .collect())
+    .map_err(|e| bad(e.to_string()))?;
+    Ok(make_array(data))
 }
 
-/// A CSR chunk from `(indptr int64, indices uint32, data, dtype)` bytes.
+/// A CSR chunk from `(indptr, indices, data)` Arrow arrays.
 fn chunk(
-    indptr: &Bound<'_, PyBytes>,
-    indices: &Bound<'_, PyBytes>,
-    data: &Bound<'_, PyBytes>,
-    dtype: &str,
+    indptr: &Bound<'_, PyAny>,
+    indices: &Bound<'_, PyAny>,
+    data: &Bound<'_, PyAny>,
 ) -> PyResult<CsrChunk> {
-    let values = match dtype {
-        "uint16" => ChunkValues::UInt16(numbers(data.as_bytes(), "data", u16::from_ne_bytes)?),
-        "float32" => ChunkValues::Float32(numbers(data.as_bytes(), "data", f32::from_ne_bytes)?),
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "chunk values must be uint16 or float32, got {other}"
-            )))
-        }
-    };
-    Ok(CsrChunk {
-        indptr: numbers(indptr.as_bytes(), "indptr", i64::from_ne_bytes)?,
-        indices: numbers(indices.as_bytes(), "indices", u32::from_ne_bytes)?,
-        values,
-    })
+    CsrChunk::new(
+        array(indptr, "indptr")?,
+        array(indices, "indices")?,
+        array(data, "data")?,
+    )
+    .py_err()
+}
+
+/// The values of an Arrow array as a `Vec` of `T` (cast first when the type differs).
+fn values_as<T: arrow_array::ArrowPrimitiveType>(
+    obj: &Bound<'_, PyAny>,
+    what: &str,
+) -> PyResult<Vec<T::Native>> {
+    let a = array(obj, what)?;
+    let a = arrow::compute::cast(&a, &T::DATA_TYPE)
+        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
+    if a.null_count() > 0 {
+        return Err(PyValueError::new_err(format!("{what} has missing values")));
+    }
+    Ok(a.as_primitive::<T>().values().to_vec())
 }
 
 /// One record batch from an object exporting `__arrow_c_stream__`.
@@ -85,20 +101,20 @@ impl NativeWriter {
     }
 }
 
+/// `(name, indptr, indices, data)` of one layer's rows.
 type LayerChunk<'py> = (
     String,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    String,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
 );
 
-/// `(name, rows int64, cols int64, values float32)` of one obsp/varp key.
+/// `(name, rows, cols, values)` of one obsp/varp key.
 type PairwiseKey<'py> = (
     String,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
 );
 
 #[pymethods]
@@ -172,27 +188,39 @@ impl NativeWriter {
         Ok(())
     }
 
-    /// X rows `(indptr, indices, data, dtype)`, their obs rows, and layers
-    /// `[(name, indptr, indices, data, dtype)]` of the same cells.
-    #[allow(clippy::too_many_arguments)]
+    /// X rows `(indptr, indices, data)` as Arrow arrays (any integer / numeric types), their
+    /// obs rows, and layers `[(name, indptr, indices, data)]` of the same cells.
     fn write_cells<'py>(
         &mut self,
         py: Python<'py>,
-        indptr: Bound<'py, PyBytes>,
-        indices: Bound<'py, PyBytes>,
-        data: Bound<'py, PyBytes>,
-        dtype: &str,
+        indptr: &Bound<'py, PyAny>,
+        indices: &Bound<'py, PyAny>,
+        data: &Bound<'py, PyAny>,
         obs: &Bound<'py, PyAny>,
         layers: Vec<LayerChunk<'py>>,
     ) -> PyResult<()> {
-        let x = chunk(&indptr, &indices, &data, dtype)?;
+        let x = chunk(indptr, indices, data)?;
         let obs = record_batch(obs)?;
         let layers = layers
             .iter()
-            .map(|(name, p, i, d, t)| Ok((name.clone(), chunk(p, i, d, t)?)))
+            .map(|(name, p, i, d)| Ok((name.clone(), chunk(p, i, d)?)))
             .collect::<PyResult<Vec<_>>>()?;
         let writer = self.writer()?;
-        py.detach(|| writer.write_cells(x, &obs, layers)).py_err()
+        // The chunk's arrays are dropped here, without the GIL: releasing numpy-backed buffers
+        // takes the GIL itself.
+        py.detach(move || {
+            let done = writer.write_cells(&x, &obs, &layers);
+            drop((x, layers));
+            done
+        })
+        .py_err()
+    }
+
+    /// Whether every value of an Arrow array (any numeric type) is an integer in 0..65535.
+    #[staticmethod]
+    fn fits_uint16(py: Python<'_>, values: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let values = array(values, "values")?;
+        py.detach(move || fits_uint16(values.as_ref())).py_err()
     }
 
     /// obsp (`which="obsp"`) or varp keys as `[(name, rows int64, cols int64, values float32)]`.
@@ -211,16 +239,24 @@ impl NativeWriter {
                 )))
             }
         };
+        let ids = |obj: &Bound<'py, PyAny>, what: &str| -> PyResult<Vec<u64>> {
+            values_as::<Int64Type>(obj, what)?
+                .into_iter()
+                .map(|i| {
+                    u64::try_from(i)
+                        .map_err(|_| PyValueError::new_err(format!("{what}: negative id {i}")))
+                })
+                .collect()
+        };
         let keys = keys
             .iter()
             .map(|(name, r, c, v)| {
-                let to_u64 = |b: [u8; 8]| i64::from_ne_bytes(b) as u64;
                 Ok((
                     name.clone(),
                     Coo {
-                        rows: numbers(r.as_bytes(), "rows", to_u64)?,
-                        cols: numbers(c.as_bytes(), "cols", to_u64)?,
-                        values: numbers(v.as_bytes(), "values", f32::from_ne_bytes)?,
+                        rows: ids(r, "rows")?,
+                        cols: ids(c, "cols")?,
+                        values: values_as::<Float32Type>(v, "values")?,
                     },
                 ))
             })

@@ -2,8 +2,11 @@
 
 Inputs are read in bounded memory: X and layers one block of cells at a time (CSR row slices
 through ``indptr``, dense row blocks), obs/var/obsm/varm/obsp/varp/uns whole (they are small).
-The Rust core does the writing: COO rows, ``cell_start_index``, statistics, config.json, and
-the temporary-directory-then-rename that keeps a failed conversion from leaving a dataset.
+Matrices not stored by cells (CSC X or layers, 10x MTX files) are first regrouped by cells
+through a scratch file next to the output (about the size of the entries; removed afterwards).
+Arrays reach the Rust core in their own dtypes without a copy (numpy → pyarrow → Arrow C data
+interface). The core does the writing: COO rows, ``cell_start_index``, statistics, config.json,
+and the temporary-directory-then-rename that keeps a failed conversion from leaving a dataset.
 
 What is stored where:
 
@@ -35,9 +38,11 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +57,10 @@ FORMATS = ("h5ad", "10x_mtx", "10x_h5")
 #: Cells per chunk read from the input.
 DEFAULT_CHUNK_SIZE = 2000
 #: Values per block when scanning inputs for the value type.
-_SCAN_BLOCK = 1 << 24
+_SCAN_BLOCK = 1 << 22
+#: Entries per block read from a CSC matrix or an MTX file, and about per row band of their
+#: scratch copy (bounds memory where the source is not stored by rows).
+_BAND_ENTRIES = 1 << 23
 
 PathLike = str | os.PathLike[str]
 
@@ -61,16 +69,37 @@ PathLike = str | os.PathLike[str]
 # Matrices read by rows
 
 
+_Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""CSR parts of a block of rows: ``indptr`` (may start above 0), ``indices``, ``data``, in the
+source's own dtypes (the writer reads them in place)."""
+
+
 class _Matrix:
     """A cells × genes matrix read one block of rows at a time."""
 
     shape: tuple[int, int]
 
-    def rows(self, start: int, stop: int) -> sp.csr_matrix:
+    def rows(self, start: int, stop: int) -> _Rows:
         raise NotImplementedError
 
     def value_blocks(self) -> Iterator[np.ndarray]:
+        """Every stored value, in blocks of bounded size."""
         raise NotImplementedError
+
+    def fits_uint16(self) -> bool:
+        """Whether every value is an integer in 0..65535."""
+        return all(
+            _native.NativeWriter.fits_uint16(_arrow(block))
+            for block in self.value_blocks()
+            if block.size
+        )
+
+    def close(self) -> None:
+        """Releases what reading needed (scratch files)."""
+
+
+def _parts(m: sp.csr_matrix) -> _Rows:
+    return m.indptr, m.indices, m.data
 
 
 class _InMemory(_Matrix):
@@ -78,32 +107,48 @@ class _InMemory(_Matrix):
         self.m = sp.csr_matrix(matrix)
         self.shape = self.m.shape
 
-    def rows(self, start: int, stop: int) -> sp.csr_matrix:
-        return self.m[start:stop]
+    def rows(self, start: int, stop: int) -> _Rows:
+        lo, hi = int(self.m.indptr[start]), int(self.m.indptr[stop])
+        return self.m.indptr[start : stop + 1], self.m.indices[lo:hi], self.m.data[lo:hi]
 
     def value_blocks(self) -> Iterator[np.ndarray]:
         yield self.m.data
 
 
 class _CsrRows(_Matrix):
-    """CSR arrays in HDF5 (h5ad CSR X, 10x HDF5 matrices): rows are ``indptr`` slices."""
+    """CSR arrays in HDF5 (h5ad CSR X, 10x HDF5 matrices): rows are ``indptr`` slices.
+
+    Rows are read into two buffers that are reused from one call to the next (no fresh
+    memory, so no page faults, per block): what ``rows`` returns is valid until its next call.
+    """
 
     def __init__(self, data: Any, indices: Any, indptr: Any, shape: tuple[int, int]) -> None:
         self.data, self.indices = data, indices
         self.indptr = np.asarray(indptr[:], dtype=np.int64)
         self.shape = (int(shape[0]), int(shape[1]))
+        self._buffers: dict[str, np.ndarray] = {}
 
-    def rows(self, start: int, stop: int) -> sp.csr_matrix:
+    def _read(self, name: str, source: Any, lo: int, hi: int) -> np.ndarray:
+        if not hasattr(source, "read_direct") or hi == lo:
+            return np.asarray(source[lo:hi])
+        buffer = self._buffers.get(name)
+        if buffer is None or len(buffer) < hi - lo:
+            buffer = self._buffers[name] = np.empty(hi - lo, dtype=source.dtype)
+        source.read_direct(buffer, np.s_[lo:hi], np.s_[0 : hi - lo])
+        return buffer[: hi - lo]
+
+    def rows(self, start: int, stop: int) -> _Rows:
         lo, hi = int(self.indptr[start]), int(self.indptr[stop])
-        return sp.csr_matrix(
-            (self.data[lo:hi], self.indices[lo:hi], self.indptr[start : stop + 1] - lo),
-            shape=(stop - start, self.shape[1]),
+        return (
+            self.indptr[start : stop + 1],
+            self._read("indices", self.indices, lo, hi),
+            self._read("data", self.data, lo, hi),
         )
 
     def value_blocks(self) -> Iterator[np.ndarray]:
         n = int(self.indptr[-1])
         for lo in range(0, n, _SCAN_BLOCK):
-            yield self.data[lo : min(n, lo + _SCAN_BLOCK)]
+            yield self._read("data", self.data, lo, min(n, lo + _SCAN_BLOCK))
 
 
 class _DenseRows(_Matrix):
@@ -111,8 +156,8 @@ class _DenseRows(_Matrix):
         self.d = dataset
         self.shape = (int(dataset.shape[0]), int(dataset.shape[1]))
 
-    def rows(self, start: int, stop: int) -> sp.csr_matrix:
-        return sp.csr_matrix(self.d[start:stop])
+    def rows(self, start: int, stop: int) -> _Rows:
+        return _parts(sp.csr_matrix(self.d[start:stop]))
 
     def value_blocks(self) -> Iterator[np.ndarray]:
         step = max(1, _SCAN_BLOCK // max(1, self.shape[1]))
@@ -127,15 +172,168 @@ class _HStack(_Matrix):
         self.parts = parts
         self.shape = (parts[0].shape[0], sum(p.shape[1] for p in parts))
 
-    def rows(self, start: int, stop: int) -> sp.csr_matrix:
-        return sp.hstack([p.rows(start, stop) for p in self.parts], format="csr")
+    def rows(self, start: int, stop: int) -> _Rows:
+        blocks = []
+        for p in self.parts:
+            indptr, indices, data = p.rows(start, stop)
+            shape = (stop - start, p.shape[1])
+            blocks.append(sp.csr_matrix((data, indices, indptr - indptr[0]), shape=shape))
+        return _parts(sp.hstack(blocks, format="csr"))
 
     def value_blocks(self) -> Iterator[np.ndarray]:
         for p in self.parts:
             yield from p.value_blocks()
 
 
-def _h5ad_matrix(node: Any) -> _Matrix:
+_Block = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Entries in any order: ``rows``, ``cols``, ``values``."""
+
+
+class _Banded(_Matrix):
+    """Entries that do not come by rows (CSC columns, MTX lines), regrouped by rows through a
+    scratch file: one pass over the source appends each block's entries to the row band they
+    belong to; rows are then read band by band. Memory: about one block and one band
+    (``_BAND_ENTRIES`` entries each); disk: one copy of the entries, removed by ``close``.
+
+    Parameters
+    ----------
+    shape
+        Cells × genes.
+    nnz
+        Number of entries (sizes the bands).
+    blocks
+        Returns a fresh iterator over the source's entries in blocks.
+    scratch
+        Folder for the scratch file (``None``: the system's temporary folder).
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        nnz: int,
+        blocks: Callable[[], Iterator[_Block]],
+        scratch: Path | None,
+    ) -> None:
+        self.shape = shape
+        self.band_rows = max(1, _BAND_ENTRIES * shape[0] // max(1, nnz))
+        self._blocks = blocks
+        self._scratch = scratch
+        self._file: Path | None = None
+        # Per band: (offset, entries, value dtype) of each segment in the scratch file.
+        self._segments: list[list[tuple[int, int, np.dtype]]] | None = None
+        self._fits = True
+        self._band: tuple[int, _Rows] | None = None
+
+    def _spill(self) -> None:
+        if self._segments is not None:
+            return
+        n_bands = -(-self.shape[0] // self.band_rows)
+        segments: list[list[tuple[int, int, np.dtype]]] = [[] for _ in range(n_bands)]
+        fd, name = tempfile.mkstemp(prefix=".slaf-scratch-", dir=self._scratch)
+        self._file = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for block in self._blocks():
+                    self._append(f, block, segments)
+        except BaseException:
+            self.close()
+            raise
+        self._segments = segments
+
+    def _append(self, f: Any, block: _Block, segments: list[list[Any]]) -> None:
+        rows, cols, values = block
+        if not len(values):
+            return
+        if self._fits:
+            self._fits = _native.NativeWriter.fits_uint16(_arrow(values))
+        if rows.min() < 0 or rows.max() >= self.shape[0]:
+            raise InvalidArgumentError(f"a cell index is outside 0..{self.shape[0] - 1}")
+        band = rows // self.band_rows
+        order = np.argsort(band, kind="stable")
+        band = band[order]
+        first, last = int(band[0]), int(band[-1])
+        bounds = np.searchsorted(band, np.arange(first, last + 2))
+        for b, lo, hi in zip(range(first, last + 1), bounds[:-1], bounds[1:], strict=True):
+            if hi == lo:
+                continue
+            take = order[lo:hi]
+            segments[b].append((f.tell(), int(hi - lo), values.dtype))
+            (rows[take] - b * self.band_rows).astype(np.int32).tofile(f)
+            cols[take].astype(np.int32).tofile(f)
+            values[take].tofile(f)
+
+    def _read_band(self, b: int) -> _Rows:
+        if self._band is not None and self._band[0] == b:
+            return self._band[1]
+        assert self._segments is not None and self._file is not None
+        n_rows = min(self.band_rows, self.shape[0] - b * self.band_rows)
+        rows, cols, values = [], [], []
+        with open(self._file, "rb") as f:
+            for offset, n, dtype in self._segments[b]:
+                f.seek(offset)
+                rows.append(np.fromfile(f, np.int32, n))
+                cols.append(np.fromfile(f, np.int32, n))
+                values.append(np.fromfile(f, dtype, n))
+        if not rows:
+            empty = (np.zeros(n_rows + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
+            self._band = (b, empty)
+            return empty
+        r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+        order = np.lexsort((c, r))
+        indptr = np.zeros(n_rows + 1, np.int64)
+        np.cumsum(np.bincount(r, minlength=n_rows), out=indptr[1:])
+        self._band = (b, (indptr, c[order], v[order]))
+        return self._band[1]
+
+    def rows(self, start: int, stop: int) -> _Rows:
+        self._spill()
+        parts, offset = [], 0
+        indptrs = []
+        for b in range(start // self.band_rows, (max(stop, start + 1) - 1) // self.band_rows + 1):
+            first = b * self.band_rows
+            indptr, indices, data = self._read_band(b)
+            lo_row, hi_row = max(start, first) - first, min(stop, first + len(indptr) - 1) - first
+            lo, hi = int(indptr[lo_row]), int(indptr[hi_row])
+            indptrs.append(indptr[lo_row:hi_row] - lo + offset)
+            parts.append((indices[lo:hi], data[lo:hi]))
+            offset += hi - lo
+        indptrs.append(np.array([offset], dtype=np.int64))
+        return (
+            np.concatenate(indptrs),
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+        )
+
+    def value_blocks(self) -> Iterator[np.ndarray]:
+        for _, _, values in self._blocks():
+            yield values
+
+    def fits_uint16(self) -> bool:
+        self._spill()
+        return self._fits
+
+    def close(self) -> None:
+        self._band = None
+        if self._file is not None:
+            self._file.unlink(missing_ok=True)
+            self._file = None
+            self._segments = None
+
+
+def _csc_blocks(node: Any, n_genes: int) -> Iterator[_Block]:
+    """The entries of an HDF5 CSC matrix, a block of whole columns at a time."""
+    indptr = np.asarray(node["indptr"][:], dtype=np.int64)
+    c0 = 0
+    while c0 < n_genes:
+        limit = int(np.searchsorted(indptr, indptr[c0] + _BAND_ENTRIES, side="right")) - 1
+        c1 = min(n_genes, max(c0 + 1, limit))
+        lo, hi = int(indptr[c0]), int(indptr[c1])
+        cols = np.repeat(np.arange(c0, c1, dtype=np.int32), np.diff(indptr[c0 : c1 + 1]))
+        yield np.asarray(node["indices"][lo:hi]), cols, np.asarray(node["data"][lo:hi])
+        c0 = c1
+
+
+def _h5ad_matrix(node: Any, scratch: Path | None) -> _Matrix:
     import h5py
 
     if isinstance(node, h5py.Dataset):
@@ -147,26 +345,27 @@ def _h5ad_matrix(node: Any) -> _Matrix:
     if encoding in ("csr_matrix", "csr"):
         return _CsrRows(node["data"], node["indices"], node["indptr"], shape)
     if encoding in ("csc_matrix", "csc"):
-        from anndata.io import read_elem
-
-        # Row blocks of a CSC matrix touch every column: it is converted whole (O(nnz) memory).
-        return _InMemory(sp.csr_matrix(read_elem(node)))
+        # Every row block touches every column: regrouped by rows through a scratch file.
+        nnz = int(node["indptr"][-1])
+        return _Banded(
+            (int(shape[0]), int(shape[1])), nnz, lambda: _csc_blocks(node, int(shape[1])), scratch
+        )
     raise InvalidArgumentError(f"unsupported matrix encoding {encoding!r} in {node.name}")
+
+
+def _arrow(array: np.ndarray) -> Any:
+    """A pyarrow array over ``array``'s memory (no copy for contiguous native-order numbers)."""
+    import pyarrow as pa
+
+    array = np.asarray(array)
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return pa.array(np.ascontiguousarray(array).ravel())
 
 
 def _value_type(matrices: Sequence[_Matrix]) -> str:
     """``"uint16"`` when every value is an integer in 0..65535, else ``"float32"``."""
-    for matrix in matrices:
-        for block in matrix.value_blocks():
-            block = np.asarray(block)
-            if block.size == 0:
-                continue
-            if block.dtype.kind not in "iub":
-                if block.dtype.kind != "f" or not np.array_equal(block, np.trunc(block)):
-                    return "float32"
-            if block.min() < 0 or block.max() > 65535:
-                return "float32"
-    return "uint16"
+    return "uint16" if all(m.fits_uint16() for m in matrices) else "float32"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,18 +494,21 @@ class _Source:
         return _annotations(self.var, "gene_id", self.varm)
 
     def close(self) -> None:
+        for m in [getattr(self, "x", None), *self.layers.values()]:
+            if m is not None:
+                m.close()
         for f in self._files:
             f.close()
 
 
-def _h5ad(path: str) -> _Source:
+def _h5ad(path: str, scratch: Path | None) -> _Source:
     import h5py
     from anndata.io import read_elem
 
     source = _Source(path)
     f = h5py.File(path, "r")
     source._files.append(f)
-    source.x = _h5ad_matrix(f["X"])
+    source.x = _h5ad_matrix(f["X"], scratch)
     source.obs = read_elem(f["obs"])
     source.var = read_elem(f["var"])
     for group, target in (
@@ -320,7 +522,7 @@ def _h5ad(path: str) -> _Source:
             continue
         for key in f[group]:
             if group == "layers":
-                target[key] = _h5ad_matrix(f[group][key])
+                target[key] = _h5ad_matrix(f[group][key], scratch)
                 continue
             value = read_elem(f[group][key])
             if hasattr(value, "columns"):  # data-frame valued obsm/varm
@@ -334,7 +536,7 @@ def _h5ad(path: str) -> _Source:
         raw_var = read_elem(f["raw"]["var"])
         if list(map(str, raw_var.index)) == source.gene_ids:
             name = "raw" if "raw" not in source.layers else "raw_X"
-            source.layers[name] = _h5ad_matrix(f["raw"]["X"])
+            source.layers[name] = _h5ad_matrix(f["raw"]["X"], scratch)
         else:
             warnings.warn(
                 f"{path}: adata.raw has {len(raw_var)} genes that differ from var "
@@ -423,7 +625,47 @@ def _open_text(path: Path) -> Any:
     return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
 
 
-def _tenx_mtx(path: str) -> _Source:
+def _mtx_header(path: Path) -> tuple[list[str], tuple[int, int, int], int]:
+    """The banner fields, ``(rows, columns, entries)`` and the number of header lines of a
+    MatrixMarket file."""
+    with _open_text(path) as handle:
+        banner = handle.readline().split()
+        lines = 1
+        line = handle.readline()
+        while line.startswith("%"):
+            lines += 1
+            line = handle.readline()
+        size = tuple(int(v) for v in line.split())
+    if len(banner) < 5 or banner[0] != "%%MatrixMarket" or len(size) != 3:
+        raise InvalidArgumentError(f"{path} is not a MatrixMarket coordinate file")
+    return [b.lower() for b in banner[1:5]], (size[0], size[1], size[2]), lines + 1
+
+
+def _mtx_blocks(path: Path, field: str, skip: int) -> Iterator[_Block]:
+    """The entries of a 10x (genes × cells) MTX file as cells × genes, a block of lines at a
+    time."""
+    import pandas as pd
+
+    columns = [0, 1] if field == "pattern" else [0, 1, 2]
+    dtype = {0: np.int64, 1: np.int64, 2: np.int64 if field == "integer" else np.float64}
+    with _open_text(path) as handle:
+        reader = pd.read_csv(
+            handle,
+            sep=r"\s+",
+            header=None,
+            skiprows=skip,
+            usecols=columns,
+            dtype={k: dtype[k] for k in columns},
+            chunksize=_BAND_ENTRIES,
+        )
+        for block in reader:
+            genes = block[0].to_numpy() - 1
+            cells = block[1].to_numpy() - 1
+            values = block[2].to_numpy() if field != "pattern" else np.ones(len(block), np.uint8)
+            yield cells, genes, values
+
+
+def _tenx_mtx(path: str, scratch: Path | None) -> _Source:
     import pandas as pd
     import scipy.io
 
@@ -438,9 +680,20 @@ def _tenx_mtx(path: str) -> _Source:
             "features.tsv or genes.tsv, optionally gzipped)"
         )
     source = _Source(path)
-    with _open_text(matrix) as handle:
-        # MTX has no row index: the matrix is read whole (O(nnz) memory).
-        source.x = _InMemory(sp.csr_matrix(scipy.io.mmread(handle).T))
+    (kind, form, field, symmetry), (n_genes, n_cells, nnz), skip = _mtx_header(matrix)
+    if (kind, form, symmetry) == ("matrix", "coordinate", "general") and field in (
+        "integer",
+        "real",
+        "pattern",
+    ):
+        # What 10x writes: read in blocks of lines, regrouped by cells through a scratch file.
+        source.x = _Banded(
+            (n_cells, n_genes), nnz, lambda: _mtx_blocks(matrix, field, skip), scratch
+        )
+    else:
+        with _open_text(matrix) as handle:
+            # Other MatrixMarket variants (symmetric, dense arrays): read whole.
+            source.x = _InMemory(sp.csr_matrix(scipy.io.mmread(handle).T))
     table = pd.read_csv(genes, sep="\t", header=None, dtype=str, keep_default_na=False)
     extra = {"feature_types": list(table[2])} if features is not None and table.shape[1] > 2 else {}
     names = table[1] if table.shape[1] > 1 else table[0]
@@ -482,14 +735,16 @@ def detect_format(path: PathLike) -> str:
     )
 
 
-def _open(path: PathLike, input_format: str | None) -> _Source:
+def _open(path: PathLike, input_format: str | None, scratch: Path | None) -> _Source:
     fmt = input_format or detect_format(path)
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown format {fmt!r} (expected {', '.join(FORMATS)})")
     if not Path(path).exists():
         raise DatasetNotFoundError(f"input {os.fspath(path)} does not exist")
     try:
-        return {"h5ad": _h5ad, "10x_mtx": _tenx_mtx, "10x_h5": _tenx_h5}[fmt](os.fspath(path))
+        if fmt == "10x_h5":
+            return _tenx_h5(os.fspath(path))
+        return {"h5ad": _h5ad, "10x_mtx": _tenx_mtx}[fmt](os.fspath(path), scratch)
     except (OSError, KeyError) as e:
         if isinstance(e, FileNotFoundError):
             raise
@@ -522,40 +777,21 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _csr_parts(m: sp.csr_matrix, value_type: str) -> tuple[bytes, bytes, bytes, str]:
-    m.sum_duplicates() if not m.has_canonical_format else None
-    return (
-        np.asarray(m.indptr, dtype=np.int64).tobytes(),
-        np.asarray(m.indices, dtype=np.uint32).tobytes(),
-        np.asarray(m.data, dtype=value_type).tobytes(),
-        value_type,
-    )
-
-
-def _coo_parts(m: Any) -> tuple[bytes, bytes, bytes]:
+def _coo_parts(m: Any) -> tuple[Any, Any, Any]:
     coo = sp.coo_matrix(m)
-    return (
-        coo.row.astype(np.int64).tobytes(),
-        coo.col.astype(np.int64).tobytes(),
-        coo.data.astype(np.float32).tobytes(),
-    )
+    return _arrow(coo.row), _arrow(coo.col), _arrow(coo.data)
 
 
 def _write_cells(
-    writer: Any,
-    source: _Source,
-    obs: Any,
-    value_type: str,
-    chunk_size: int,
-    progress: _Progress,
+    writer: Any, source: _Source, obs: Any, chunk_size: int, progress: _Progress
 ) -> None:
     writer.begin_source(source.path, source.n_cells)
     label = f"converting {Path(source.path).name}"
     for start in range(0, source.n_cells, chunk_size):
         stop = min(source.n_cells, start + chunk_size)
-        x = _csr_parts(source.x.rows(start, stop), value_type)
+        x = [_arrow(a) for a in source.x.rows(start, stop)]
         layers = [
-            (name, *_csr_parts(m.rows(start, stop), "float32")) for name, m in source.layers.items()
+            (name, *(_arrow(a) for a in m.rows(start, stop))) for name, m in source.layers.items()
         ]
         writer.write_cells(*x, obs.slice(start, stop - start), layers)
         progress.update(stop - start, label)
@@ -580,16 +816,52 @@ def _unify(tables: list[Any]) -> list[Any]:
     return out
 
 
-def _inputs(inputs: PathLike | Sequence[PathLike]) -> list[PathLike]:
-    items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
-    if not items:
-        raise InvalidArgumentError("no input files given")
-    return items
-
-
-def _check_chunk_size(chunk_size: int) -> None:
+@contextmanager
+def _opened(
+    inputs: PathLike | Sequence[PathLike],
+    input_format: str | None,
+    chunk_size: int,
+    output: str,
+) -> Iterator[list[_Source]]:
+    """Checks the arguments ``convert`` and ``append`` share, opens every input and closes
+    them afterwards. Scratch files (CSC and MTX inputs) go next to ``output``."""
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise InvalidArgumentError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    if not paths:
+        raise InvalidArgumentError("no input files given")
+    parent = Path(output).absolute().parent
+    scratch = parent if parent.is_dir() else None
+    sources: list[_Source] = []
+    try:
+        for p in paths:
+            sources.append(_open(p, input_format, scratch))
+        yield sources
+    finally:
+        for s in sources:
+            s.close()
+
+
+def _write(
+    writer: Any,
+    sources: list[_Source],
+    chunk_size: int,
+    progress: bool,
+    prepare: Callable[[], list[Any]],
+) -> None:
+    """Runs ``prepare`` (checks and dataset-wide tables; returns each source's obs table),
+    writes every source's cells and finishes the dataset. Any failure aborts ``writer``, which
+    leaves the target as it was."""
+    try:
+        obs_tables = prepare()
+        bar = _Progress(sum(s.n_cells for s in sources), progress)
+        for source, obs in zip(sources, obs_tables, strict=True):
+            _write_cells(writer, source, obs, chunk_size, bar)
+        bar.close()
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def convert(
@@ -635,50 +907,35 @@ def convert(
     slaf.errors.DatasetNotFoundError
         An input does not exist.
     """
-    _check_chunk_size(chunk_size)
-    paths = _inputs(inputs)
     out = os.fspath(output)
     if os.path.exists(out) and not overwrite:
         raise InvalidArgumentError(
             f"{out} already exists; pass overwrite=True (--overwrite) to replace it"
         )
-    sources: list[_Source] = []
-    try:
-        for p in paths:
-            sources.append(_open(p, input_format))
+    with _opened(inputs, input_format, chunk_size, out) as sources:
         first = sources[0]
         for other in sources[1:]:
             _check_same_genes(first, other)
-        value_type = _value_type([s.x for s in sources])
-        layer_names = list(dict.fromkeys(name for s in sources for name in s.layers))
-        obs_tables = _unify([s.obs_table() for s in sources])
         writer = _native.NativeWriter.create(
             out,
             sum(s.n_cells for s in sources),
             first.x.shape[1],
-            value_type,
-            layer_names,
+            _value_type([s.x for s in sources]),
+            list(dict.fromkeys(name for s in sources for name in s.layers)),
             overwrite,
             rows_per_fragment,
         )
-        try:
+
+        def prepare() -> list[Any]:
             writer.write_genes(first.var_table())
             if first.varp:
                 writer.write_pairwise("varp", [(k, *_coo_parts(v)) for k, v in first.varp.items()])
-            bar = _Progress(sum(s.n_cells for s in sources), progress)
-            for source, obs in zip(sources, obs_tables, strict=True):
-                _write_cells(writer, source, obs, value_type, chunk_size, bar)
-            bar.close()
             uns = next((s.uns for s in sources if s.uns), None)
             if uns:
                 writer.set_uns(json.dumps(uns, allow_nan=False, indent=2))
-            writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
-    finally:
-        for s in sources:
-            s.close()
+            return _unify([s.obs_table() for s in sources])
+
+        _write(writer, sources, chunk_size, progress, prepare)
     return out
 
 
@@ -725,17 +982,13 @@ def append(
     str
         ``existing``.
     """
-    _check_chunk_size(chunk_size)
-    paths = _inputs(inputs)
     target = os.fspath(existing)
     if not os.path.isdir(target):
         raise DatasetNotFoundError(f"no dataset at {target}: the path does not exist")
-    sources: list[_Source] = []
-    try:
-        for p in paths:
-            sources.append(_open(p, input_format))
+    with _opened(inputs, input_format, chunk_size, target) as sources:
         writer = _native.NativeWriter.append(target)
-        try:
+
+        def prepare() -> list[Any]:
             for s in sources:
                 writer.check_genes(s.gene_ids, s.path)
                 unknown = sorted(set(s.layers) - set(writer.layer_names))
@@ -743,23 +996,14 @@ def append(
                     raise InvalidArgumentError(
                         f"{s.path} has layers {unknown} that {target} does not have"
                     )
-            value_type = writer.value_type
-            if value_type == "uint16" and _value_type([s.x for s in sources]) != "uint16":
+            if writer.value_type == "uint16" and _value_type([s.x for s in sources]) != "uint16":
                 raise InvalidArgumentError(
                     f"{target} stores integer (uint16) values but the new inputs hold other "
                     "values; convert everything together instead"
                 )
-            bar = _Progress(sum(s.n_cells for s in sources), progress)
-            for s in sources:
-                _write_cells(writer, s, s.obs_table(), value_type, chunk_size, bar)
-            bar.close()
-            writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
-    finally:
-        for s in sources:
-            s.close()
+            return [s.obs_table() for s in sources]
+
+        _write(writer, sources, chunk_size, progress, prepare)
     return target
 
 

@@ -6,7 +6,9 @@
 //! in place. A failed, dropped or killed write leaves the target as it was.
 //!
 //! ```no_run
-//! use slaf::writer::{ChunkValues, CsrChunk, NewDataset, ValueType, Writer};
+//! use std::sync::Arc;
+//! use arrow_array::{Float32Array, Int32Array, Int64Array};
+//! use slaf::writer::{CsrChunk, NewDataset, ValueType, Writer};
 //! # fn batch() -> arrow_array::RecordBatch { unimplemented!() }
 //! let mut w = Writer::create("out.slaf", NewDataset {
 //!     n_cells: 2, n_genes: 3, value_type: ValueType::UInt16, layers: vec![],
@@ -14,13 +16,17 @@
 //! })?;
 //! w.write_genes(&batch())?;            // gene_id + var columns
 //! w.begin_source("in.h5ad", 2);
-//! let x = CsrChunk { indptr: vec![0, 1, 2], indices: vec![0, 2],
-//!                    values: ChunkValues::UInt16(vec![5, 1]) };
-//! w.write_cells(x, &batch(), vec![])?;  // cell_id + obs columns + obsm
+//! let x = CsrChunk::new(
+//!     Arc::new(Int64Array::from(vec![0, 1, 2])),   // indptr
+//!     Arc::new(Int32Array::from(vec![0, 2])),      // gene indices
+//!     Arc::new(Float32Array::from(vec![5.0, 1.0])), // values (stored as uint16)
+//! )?;
+//! w.write_cells(&x, &batch(), &[])?;  // cell_id + obs columns + obsm
 //! w.finish()?;
 //! # Ok::<(), slaf::Error>(())
 //! ```
 
+mod chunk;
 mod config_out;
 mod expression;
 mod sink;
@@ -35,7 +41,8 @@ use arrow_array::{RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef};
 use serde_json::{json, Map, Value};
 
-pub use expression::{ChunkValues, CsrChunk, ValueType};
+pub use chunk::{fits_uint16, CsrChunk};
+pub use expression::ValueType;
 pub use sink::DEFAULT_ROWS_PER_FRAGMENT;
 pub use tables::Coo;
 
@@ -52,6 +59,8 @@ use tables::{align, axis_batch, pairwise_batch, LayerRows};
 
 /// Cells rows buffered before a cells fragment is written.
 const CELL_ROWS_PER_WRITE: usize = 1 << 20;
+/// Expression rows reserved at once at most (larger fragments grow their buffers as needed).
+const MAX_RESERVED_ROWS: usize = 1 << 24;
 
 /// What a new dataset will hold.
 #[derive(Debug, Clone)]
@@ -102,6 +111,8 @@ pub struct Writer {
     uns: Option<String>,
     sources: Vec<Value>,
     source_offset: u64,
+    /// A write failed: the buffered rows are not trustworthy, so nothing more is written.
+    failed: bool,
     /// Declared last so that it is dropped last: the sinks' background writes finish before
     /// an abandoned staging directory is removed.
     staging: Staging,
@@ -167,6 +178,7 @@ impl Writer {
             uns: None,
             sources: Vec::new(),
             source_offset: 0,
+            failed: false,
         })
     }
 
@@ -301,6 +313,7 @@ impl Writer {
             uns: None,
             sources,
             source_offset: n_cells as u64,
+            failed: false,
         })
     }
 
@@ -389,20 +402,38 @@ impl Writer {
     }
 
     /// Writes the next cells: X rows, their annotations (`cell_id`, obs columns, obsm columns)
-    /// and the same rows of any layers.
+    /// and the same rows of any layers. After an error the writer refuses further writes
+    /// (part of the chunk may be buffered): drop it to discard the dataset.
     pub fn write_cells(
         &mut self,
-        x: CsrChunk,
+        x: &CsrChunk,
         obs: &RecordBatch,
-        layers: Vec<(String, CsrChunk)>,
+        layers: &[(String, CsrChunk)],
+    ) -> Result<()> {
+        if self.failed {
+            return Err(Error::invalid_argument(
+                "an earlier write failed; this dataset cannot be completed",
+            ));
+        }
+        let result = self.add_cells(x, obs, layers);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn add_cells(
+        &mut self,
+        x: &CsrChunk,
+        obs: &RecordBatch,
+        layers: &[(String, CsrChunk)],
     ) -> Result<()> {
         if self.gene_ids.is_none() {
             return Err(Error::invalid_argument("write the genes before the cells"));
         }
         let n = obs.num_rows();
-        x.validate(n, self.n_genes, "X chunk")?;
+        let n_genes = self.n_genes as u64;
+        x.validate(n, "X chunk")?;
         let mut layer_chunks = Vec::with_capacity(layers.len());
-        for (name, chunk) in &layers {
+        for (name, chunk) in layers {
             let index = self
                 .layers
                 .names
@@ -414,7 +445,7 @@ impl Writer {
                         self.layers.names.join(", ")
                     ))
                 })?;
-            chunk.validate(n, self.n_genes, &format!("layer {name:?} chunk"))?;
+            chunk.validate(n, &format!("layer {name:?} chunk"))?;
             layer_chunks.push((index, chunk));
         }
         // Rows go in at most a fragment's worth at a time, so the buffer stays bounded.
@@ -428,7 +459,13 @@ impl Writer {
                 taken += x.indptr[end + 1] - x.indptr[end];
                 end += 1;
             }
-            for c in self.expression.add(&x, row..end, self.n_cells)? {
+            if self.expression.len() == 0 {
+                // One allocation per fragment: rows stop at the first cell that reaches
+                // `rows_per_fragment`, and a cell has at most `n_genes` entries.
+                self.expression
+                    .reserve(self.rows_per_fragment.min(MAX_RESERVED_ROWS) + self.n_genes);
+            }
+            for c in self.expression.add(x, row..end, self.n_cells, n_genes)? {
                 starts.push(self.nnz as i64);
                 self.nnz += c;
             }
@@ -456,7 +493,7 @@ impl Writer {
         self.cells_pending_rows += cells.num_rows();
         self.cells_pending.push(cells);
         if !layer_chunks.is_empty() {
-            self.layers.add(&layer_chunks, n, self.n_cells);
+            self.layers.add(&layer_chunks, n, self.n_cells, n_genes)?;
         }
         self.n_cells += n as u64;
         self.flush(false)
@@ -546,6 +583,11 @@ impl Writer {
 
     /// Flushes everything, writes `config.json` last and moves the dataset into place.
     pub fn finish(mut self) -> Result<()> {
+        if self.failed {
+            return Err(Error::invalid_argument(
+                "an earlier write failed; this dataset cannot be completed",
+            ));
+        }
         if self.gene_ids.is_none() {
             return Err(Error::invalid_argument("the genes table was never written"));
         }

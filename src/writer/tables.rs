@@ -7,7 +7,8 @@ use arrow::compute::cast;
 use arrow_array::{new_null_array, ArrayRef, Float32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::expression::{id_array, CsrChunk, IdTypes};
+use super::chunk::CsrChunk;
+use super::expression::{id_array, IdTypes};
 use crate::error::{Error, Result};
 
 fn plain_schema(fields: Vec<Field>) -> SchemaRef {
@@ -136,14 +137,20 @@ impl LayerRows {
     }
 
     /// Adds the cells of the chunks (same cells for every layer; the first is `first_cell`).
-    pub fn add(&mut self, chunks: &[(usize, &CsrChunk)], n_cells: usize, first_cell: u64) {
+    pub fn add(
+        &mut self,
+        chunks: &[(usize, &CsrChunk)],
+        n_cells: usize,
+        first_cell: u64,
+        n_genes: u64,
+    ) -> Result<()> {
         let mut entries: Vec<(u32, usize, f32)> = Vec::new();
         let mut row = Vec::new();
         for i in 0..n_cells {
             entries.clear();
             for &(layer, chunk) in chunks {
-                chunk.row(i, &mut row);
-                entries.extend(row.iter().map(|&(g, v)| (g, layer, v)));
+                chunk.row(i, n_genes, &mut row)?;
+                entries.extend(row.iter().map(|&(g, v)| (g, layer, v as f32)));
             }
             entries.sort_by_key(|&(g, layer, _)| (g, layer));
             let cell = first_cell + i as u64;
@@ -162,6 +169,7 @@ impl LayerRows {
                 }
             }
         }
+        Ok(())
     }
 
     pub fn take_batch(&mut self) -> Result<RecordBatch> {
@@ -237,25 +245,24 @@ pub(crate) fn pairwise_batch(id: &str, keys: &[(String, Coo)], offset: u64) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::expression::ChunkValues;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Float32Type;
     use arrow_array::StringArray;
 
     #[test]
     fn layers_union_patterns_with_nulls() {
-        let a = CsrChunk {
-            indptr: vec![0, 2],
-            indices: vec![1, 3],
-            values: ChunkValues::Float32(vec![1.0, 2.0]),
+        let csr = |indices: Vec<i32>, values: Vec<f32>| {
+            CsrChunk::new(
+                Arc::new(Int64Array::from(vec![0, 2])),
+                Arc::new(arrow_array::Int32Array::from(indices)),
+                Arc::new(Float32Array::from(values)),
+            )
+            .unwrap()
         };
-        let b = CsrChunk {
-            indptr: vec![0, 2],
-            indices: vec![3, 4],
-            values: ChunkValues::Float32(vec![5.0, 6.0]),
-        };
+        let a = csr(vec![1, 3], vec![1.0, 2.0]);
+        let b = csr(vec![4, 3], vec![6.0, 5.0]);
         let mut rows = LayerRows::new(vec!["a".into(), "b".into()], IdTypes::for_shape(1, 5));
-        rows.add(&[(0, &a), (1, &b)], 1, 0);
+        rows.add(&[(0, &a), (1, &b)], 1, 0, 5).unwrap();
         let batch = rows.take_batch().unwrap();
         assert_eq!(batch.num_rows(), 3);
         let a_col = batch.column(2).as_primitive::<Float32Type>();
