@@ -247,6 +247,13 @@ impl Dataset {
         matrix::assemble(&rows, cells, genes, self.config.n_genes)
     }
 
+    /// The expression table's rows of `cells` (ascending, unique), `columns` projected, read
+    /// through the cells' row ranges (`cell_start_index`) without scanning the table.
+    pub fn expression_rows(&self, cells: &[u32], columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let (ranges, _) = self.start_index()?.ranges_of(cells);
+        block_on(self.expression.read_ranges(&ranges, columns))
+    }
+
     /// Reads gene ids and values of `cells` (ascending, unique) through their row ranges.
     async fn read_cell_rows(&self, start_index: &StartIndex, cells: Vec<u32>) -> Result<CellRows> {
         let (ranges, offsets) = start_index.ranges_of(&cells);

@@ -13,6 +13,8 @@
 //! ```
 
 mod axis;
+pub mod cell_lists;
+pub mod cell_rows;
 mod columns;
 pub mod config;
 mod dataset;

@@ -3,6 +3,7 @@
 //! another copy.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -88,7 +89,7 @@ fn i64s(bytes: &[u8]) -> PyResult<Vec<i64>> {
 }
 
 /// Builds a core selector from the `(kind, payload)` tuple made in Python.
-fn selector(spec: &Bound<'_, PyAny>) -> PyResult<Selector> {
+pub(crate) fn selector(spec: &Bound<'_, PyAny>) -> PyResult<Selector> {
     let (kind, payload): (String, Bound<'_, PyAny>) = spec.extract()?;
     Ok(match kind.as_str() {
         "all" => Selector::All,
@@ -117,7 +118,14 @@ fn selector(spec: &Bound<'_, PyAny>) -> PyResult<Selector> {
 /// An open SLAF dataset (use `slaf.SLAFArray`).
 #[pyclass(module = "slaf._native", frozen)]
 pub struct NativeDataset {
-    inner: Dataset,
+    inner: Arc<Dataset>,
+}
+
+impl NativeDataset {
+    /// The open dataset, shared with scans that outlive a call.
+    pub fn dataset(&self) -> &Arc<Dataset> {
+        &self.inner
+    }
 }
 
 #[pymethods]
@@ -132,7 +140,9 @@ impl NativeDataset {
         let inner = py
             .detach(|| Dataset::open_with_options(&path, storage_options.unwrap_or_default()))
             .py_err()?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     #[getter]

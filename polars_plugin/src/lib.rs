@@ -3,6 +3,8 @@
 mod arrow_export;
 mod dataset;
 mod errors;
+mod expressions;
+mod scan;
 mod writer;
 
 use pyo3::prelude::*;
@@ -12,6 +14,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::NativeDataset>()?;
     m.add_class::<arrow_export::ArrowStream>()?;
     m.add_class::<writer::NativeWriter>()?;
+    m.add_class::<scan::NativeScan>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
