@@ -59,8 +59,9 @@ use tables::{align, axis_batch, pairwise_batch, LayerRows};
 
 /// Cells rows buffered before a cells fragment is written.
 const CELL_ROWS_PER_WRITE: usize = 1 << 20;
-/// Expression rows reserved at once at most (larger fragments grow their buffers as needed).
-const MAX_RESERVED_ROWS: usize = 1 << 24;
+/// Expression rows handed to the table's writer at a time (8 MB with the usual id and value
+/// types): the writer encodes them while the next batch fills.
+const BATCH_ROWS: usize = 1 << 20;
 
 /// What a new dataset will hold.
 #[derive(Debug, Clone)]
@@ -97,6 +98,8 @@ pub struct Writer {
     n_cells: u64,
     nnz: u64,
     expression: ExpressionBuffer,
+    /// Expression rows already sent to the fragment being written.
+    fragment_rows: usize,
     expression_sink: TableSink,
     cells_sink: TableSink,
     cells_pending: Vec<RecordBatch>,
@@ -170,6 +173,7 @@ impl Writer {
             n_cells: 0,
             nnz: 0,
             expression: ExpressionBuffer::new(ids.clone(), spec.value_type, Stats::default())?,
+            fragment_rows: 0,
             cells_pending: Vec::new(),
             cells_pending_rows: 0,
             layers: LayerRows::new(spec.layers, ids),
@@ -307,6 +311,7 @@ impl Writer {
             n_cells: n_cells as u64,
             nnz,
             expression: ExpressionBuffer::new(ids.clone(), value_type, stats)?,
+            fragment_rows: 0,
             cells_pending: Vec::new(),
             cells_pending_rows: 0,
             layers: LayerRows::new(layer_names, ids),
@@ -359,7 +364,7 @@ impl Writer {
                 .map(|s| s.unwrap_or_default().to_string())
                 .collect(),
         );
-        self.genes_sink.write(batch)
+        self.genes_sink.write_fragment(batch)
     }
 
     /// Checks that `source` has the dataset's genes in the same order.
@@ -448,31 +453,32 @@ impl Writer {
             chunk.validate(n, &format!("layer {name:?} chunk"))?;
             layer_chunks.push((index, chunk));
         }
-        // Rows go in at most a fragment's worth at a time, so the buffer stays bounded.
+        // Rows go in up to the next batch or fragment boundary (whole cells) at a time, so
+        // the buffer stays at one batch and fragments hold whole cells.
         let mut starts = Vec::with_capacity(n);
         let mut row = 0;
         while row < n {
+            let buffered = self.expression.len();
+            let room = (self.rows_per_fragment)
+                .saturating_sub(self.fragment_rows + buffered)
+                .min(BATCH_ROWS.saturating_sub(buffered));
             let mut end = row;
-            let room = self.rows_per_fragment.saturating_sub(self.expression.len());
             let mut taken = 0i64;
             while end < n && (end == row || taken < room as i64) {
                 taken += x.indptr[end + 1] - x.indptr[end];
                 end += 1;
             }
-            if self.expression.len() == 0 {
-                // One allocation per fragment: rows stop at the first cell that reaches
-                // `rows_per_fragment`, and a cell has at most `n_genes` entries.
+            if buffered == 0 {
+                // One allocation per batch: rows stop at the first cell that fills the
+                // batch, and a cell has at most `n_genes` entries.
                 self.expression
-                    .reserve(self.rows_per_fragment.min(MAX_RESERVED_ROWS) + self.n_genes);
+                    .reserve(BATCH_ROWS.min(self.rows_per_fragment) + self.n_genes);
             }
             for c in self.expression.add(x, row..end, self.n_cells, n_genes)? {
                 starts.push(self.nnz as i64);
                 self.nnz += c;
             }
-            if self.expression.len() >= self.rows_per_fragment {
-                let batch = self.expression.take_batch()?;
-                self.write_expression(batch)?;
-            }
+            self.send_expression(false)?;
             row = end;
         }
         let cells = axis_batch(
@@ -499,18 +505,30 @@ impl Writer {
         self.flush(false)
     }
 
-    fn write_expression(&mut self, batch: RecordBatch) -> Result<()> {
-        let batch = match self.expression_sink.schema() {
-            Some(schema) => align(&batch, &schema.clone(), "expression")?,
-            None => batch,
-        };
-        self.expression_sink.write(batch)
+    /// Sends the buffered expression rows to the table once they fill a batch or the
+    /// fragment (`all`: whatever is buffered), and ends the fragment once it is full.
+    fn send_expression(&mut self, all: bool) -> Result<()> {
+        let buffered = self.expression.len();
+        let fragment_full = self.fragment_rows + buffered >= self.rows_per_fragment;
+        if buffered >= BATCH_ROWS || fragment_full || (all && buffered > 0) {
+            let batch = self.expression.take_batch()?;
+            let batch = match self.expression_sink.schema() {
+                Some(schema) => align(&batch, &schema.clone(), "expression")?,
+                None => batch,
+            };
+            self.expression_sink.write(batch)?;
+            self.fragment_rows += buffered;
+        }
+        if fragment_full {
+            self.expression_sink.end_fragment()?;
+            self.fragment_rows = 0;
+        }
+        Ok(())
     }
 
     fn flush(&mut self, all: bool) -> Result<()> {
-        if self.expression.len() >= self.rows_per_fragment || (all && self.expression.len() > 0) {
-            let batch = self.expression.take_batch()?;
-            self.write_expression(batch)?;
+        if all {
+            self.send_expression(true)?;
         }
         if self.layers.len() >= self.rows_per_fragment || (all && self.layers.len() > 0) {
             let batch = self.layers.take_batch()?;
@@ -518,7 +536,7 @@ impl Writer {
                 Some(schema) => align(&batch, &schema.clone(), "layers")?,
                 None => batch,
             };
-            self.layers_sink.write(batch)?;
+            self.layers_sink.write_fragment(batch)?;
         }
         if self.cells_pending_rows >= CELL_ROWS_PER_WRITE || (all && self.cells_pending_rows > 0) {
             let schema = self.cells_pending[0].schema();
@@ -526,7 +544,7 @@ impl Writer {
                 .map_err(|e| Error::storage("collecting cell rows", e))?;
             self.cells_pending.clear();
             self.cells_pending_rows = 0;
-            self.cells_sink.write(batch)?;
+            self.cells_sink.write_fragment(batch)?;
         }
         Ok(())
     }
@@ -569,7 +587,7 @@ impl Writer {
             Some(schema) => align(&batch, &schema.clone(), "pairwise table")?,
             None => batch,
         };
-        sink.write(batch)
+        sink.write_fragment(batch)
     }
 
     /// Sets `uns`, given as JSON text, written to `uns.json` as given (so floats keep every

@@ -375,6 +375,78 @@ def test_source_dtypes_unsorted_rows_and_repeated_genes(tmp_path: Path) -> None:
         assert SLAFArray(out).config["metadata"]["expression_stats"]["max_value"] == max(stored)
 
 
+def test_direct_hdf5_reads_match_h5py(tmp_path: Path) -> None:
+    module = sys.modules["slaf.convert"]
+    rng = np.random.default_rng(5)
+    path = tmp_path / "arrays.h5"
+    values = {
+        "contiguous": rng.random(1000),
+        "big_endian": rng.integers(0, 1000, 1000).astype(">i4"),
+        "compressed": rng.random(1000),
+    }
+    with h5py.File(path, "w") as f:
+        f["contiguous"] = values["contiguous"]
+        f["big_endian"] = values["big_endian"]
+        f.create_dataset("compressed", data=values["compressed"], chunks=(64,), compression="gzip")
+        # Appended in turns, like anndata's CSR append: runs of chunks interleave in the file.
+        for name in ("a", "b"):
+            f.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(50,), dtype=np.float32)
+        for _ in range(6):
+            for name in ("a", "b"):
+                block = rng.random(123).astype(np.float32)
+                values[name] = np.concatenate([values.get(name, np.zeros(0, np.float32)), block])
+                f[name].resize((len(values[name]),))
+                f[name][-123:] = block
+    with h5py.File(path, "r") as f:
+        assert module._DirectReader.of(f["compressed"]) is None
+        for name in ("contiguous", "big_endian", "a", "b"):
+            reader = module._DirectReader.of(f[name])
+            assert reader is not None, name
+            if name in ("a", "b"):
+                assert len(reader.run_start) > 1  # several runs of chunks
+            try:
+                for lo, hi in [(0, 1), (0, 738), (49, 51), (100, 600), (737, 738), (3, 3 + 49)]:
+                    hi = min(hi, len(values[name]))
+                    out = np.empty(hi - lo, dtype=f[name].dtype)
+                    reader.read(lo, hi, out)
+                    np.testing.assert_array_equal(out, values[name][lo:hi])
+            finally:
+                reader.close()
+
+
+def test_a_late_non_integer_value_makes_the_dataset_float32(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    x = sp.random(500, 30, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+    x.data = np.ceil(x.data * 100)
+    late = x.copy()
+    late.data[-1] = 2.5  # in the last cell: seen after everything else was written as uint16
+    names = pd.DataFrame(index=[f"g{j}" for j in range(30)])
+    paths = []
+    for name, m in (("ints", x), ("late", late)):
+        paths.append(tmp_path / f"{name}.h5ad")
+        ad.AnnData(X=m, var=names).write_h5ad(paths[-1])
+    out = tmp_path / "out"
+    out.mkdir()
+    for inputs, value_type, expected in (
+        ([paths[0]], "uint16", x),
+        ([paths[1]], "float", late),
+        (paths, "float", sp.vstack([x, late])),  # the second file decides
+    ):
+        target = out / f"{len(inputs)}{value_type}.slaf"
+        data = SLAFArray(convert(inputs, target, chunk_size=64))
+        assert_same_matrix(data.get_submatrix(), expected)
+        schema = lance.dataset(target / "expression.lance").schema
+        assert str(schema.field("value").type) == value_type
+        assert data.config["metadata"]["expression_stats"]["max_value"] == expected.data.max()
+    assert sorted(p.name for p in out.iterdir()) == ["1float.slaf", "1uint16.slaf", "2float.slaf"]
+    # Appending them to a uint16 dataset is refused, and leaves it as it was.
+    with pytest.raises(InvalidArgumentError, match="uint16"):
+        append(paths[1], out / "1uint16.slaf", chunk_size=64)
+    assert SLAFArray(out / "1uint16.slaf").n_cells == 500
+    assert len(lance.dataset(out / "1uint16.slaf" / "expression.lance").versions()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["1float.slaf", "1uint16.slaf", "2float.slaf"]
+
+
 def test_multi_file_conversion(halves, tmp_path: Path) -> None:
     adata, a, b = halves
     out = Path(convert([a, b], tmp_path / "ab.slaf", chunk_size=33))
