@@ -33,8 +33,14 @@ use crate::error::{Error, Result, StorageContext};
 use crate::runtime::block_on;
 use crate::table::Table;
 
-/// Rows per batch decoded from Lance; batches are then cut to the caller's chunk size.
-const SCAN_BATCH_ROWS: usize = 32 * 1024;
+/// Rows per batch decoded from Lance; batches are then cut to the caller's chunk size. Large
+/// batches matter: each one is a decode task Lance hands to its I/O runtime and the scanning
+/// thread waits for, so 32K-row batches spent a fifth more CPU on a full expression scan than
+/// 128K-row ones (benches/bench_duckdb.py).
+const SCAN_BATCH_ROWS: usize = 128 * 1024;
+/// ... and at most about this many bytes per batch, so wide tables (obs with embeddings) stay
+/// small in memory.
+const SCAN_BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Tables a dataset may hold, by the names users give them, with the config key of each.
 const TABLE_ALIASES: &[(&str, &str)] = &[
@@ -219,6 +225,7 @@ impl Scan {
         scanner
             .with_fragments(vec![fragment.metadata().clone()])
             .batch_size(SCAN_BATCH_ROWS)
+            .batch_size_bytes(SCAN_BATCH_BYTES)
             .project(&self.projected())
             .context(context)?;
         if let Some(filter) = &self.filter {

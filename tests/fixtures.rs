@@ -115,3 +115,41 @@ fn info_lists_the_dataset() {
     assert!(text.contains("obsm: X_pca (50), X_umap (2)"), "{text}");
     assert!(text.contains("obsp: connectivities, distances"), "{text}");
 }
+
+#[test]
+fn tokenizing_a_gene_selection_rejects_zero_genes() {
+    use slaf::slice::{open_shared, Selection};
+    use slaf::token_scan::{TokenScan, TokenizerSpec};
+    let ds = open_shared(&fixture("perturb500_chunked.slaf")).unwrap();
+    let spec = TokenizerSpec {
+        name: "scgpt".into(),
+        include_zero_genes: Some(true),
+        ..TokenizerSpec::default()
+    };
+    let some_genes = Selection {
+        genes: Selector::Range {
+            start: Some(0),
+            stop: Some(10),
+            step: 1,
+        },
+        ..Selection::default()
+    };
+    let err = TokenScan::new(ds.clone(), &some_genes, &spec)
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message().contains("include_zero_genes"), "{err}");
+    // Zero genes are fine over every gene, and a selection is fine without them.
+    assert!(TokenScan::new(ds.clone(), &Selection::default(), &spec).is_ok());
+    let plain = TokenizerSpec {
+        name: "scgpt".into(),
+        ..TokenizerSpec::default()
+    };
+    let scan = TokenScan::new(ds, &some_genes, &plain).unwrap();
+    let batch = scan.next_batch().unwrap().unwrap();
+    // <cls> (1), then tokens of genes 0..10 only (4..14), then padding (0).
+    assert!(batch
+        .input_ids
+        .iter()
+        .all(|&t| t <= 1 || (4..14).contains(&t)));
+}
