@@ -22,6 +22,7 @@ mod error;
 mod layers;
 mod location;
 mod matrix;
+mod memory_filter;
 mod runtime;
 pub mod scan;
 mod selection;

@@ -40,8 +40,13 @@ use crate::table::Table;
 const CELL_ID: &str = "cell_integer_id";
 const GENE_ID: &str = "gene_integer_id";
 
-/// Cells read per chunk of a slice.
+/// Cells read per chunk of a slice, at most ...
 const SLICE_CHUNK_CELLS: usize = 1024;
+/// ... and at least (fewer cells are one chunk): a small selection is still split into
+/// `SLICE_PARALLEL_CHUNKS` chunks, which the caller's threads read at the same time.
+const SLICE_MIN_CHUNK_CELLS: usize = 16;
+/// Chunks a selection of up to `SLICE_PARALLEL_CHUNKS * SLICE_CHUNK_CELLS` cells is split into.
+pub const SLICE_PARALLEL_CHUNKS: usize = 4;
 
 /// A dataset opened once per process and shared between queries, with its name columns
 /// loaded on first use.
@@ -186,7 +191,7 @@ impl Default for Selection {
 
 /// The integer ids of the rows of an axis table that satisfy `filter`.
 fn ids_matching(table: &Table, axis: AxisColumns, filter: &str) -> Result<HashSet<u32>> {
-    let batches = block_on(table.scan(&[axis.integer_id], Some(filter))).map_err(|e| {
+    let batches = block_on(table.filtered(&[axis.integer_id], filter)).map_err(|e| {
         if e.kind() == ErrorKind::Storage {
             Error::new(
                 ErrorKind::InvalidArgument,
@@ -313,10 +318,11 @@ impl SliceScan {
         let cells = selection.resolve_cells(ds)?;
         let genes = selection.resolve_genes(ds)?;
         let cell_ids: Vec<u32> = (0..cells.len()).map(|i| cells.id(i)).collect();
-        let chunks = cell_ids
-            .chunks(SLICE_CHUNK_CELLS)
-            .map(<[u32]>::to_vec)
-            .collect();
+        let chunk_cells = cell_ids
+            .len()
+            .div_ceil(SLICE_PARALLEL_CHUNKS)
+            .clamp(SLICE_MIN_CHUNK_CELLS, SLICE_CHUNK_CELLS);
+        let chunks = cell_ids.chunks(chunk_cells).map(<[u32]>::to_vec).collect();
         // An empty read checks the layer name and tells the value type.
         let probe = read_chunk(ds, layer, &[], &genes)?;
         let gene_scan = match (&cells, &genes, layer) {

@@ -12,6 +12,7 @@ use lance::dataset::fragment::{FileFragment, FragReadConfig};
 
 use crate::error::{Error, Result, StorageContext};
 use crate::location::Location;
+use crate::memory_filter::{self, ColumnCache};
 
 /// Rows per batch decoded from a fragment.
 const READ_BATCH_ROWS: u32 = 64 * 1024;
@@ -35,6 +36,8 @@ pub struct Table {
     schema: Arc<ArrowSchema>,
     fragments: Vec<FragmentSpan>,
     num_rows: u64,
+    /// Columns kept for filters evaluated in memory (small tables only).
+    filter_columns: ColumnCache,
 }
 
 impl Table {
@@ -86,6 +89,7 @@ impl Table {
             schema,
             fragments,
             num_rows: start,
+            filter_columns: ColumnCache::default(),
         })
     }
 
@@ -177,6 +181,87 @@ impl Table {
             .try_collect()
             .await
             .context(|| format!("scanning table '{}' at {}", self.role, self.uri))
+    }
+
+    /// The rows of `columns` that satisfy `filter` (a Lance SQL predicate), like
+    /// [`Table::scan`] with a filter. A small table evaluates it in memory over the columns it
+    /// names, loaded on first use (see `memory_filter`).
+    pub async fn filtered(&self, columns: &[&str], filter: &str) -> Result<Vec<RecordBatch>> {
+        if self.num_rows <= memory_filter::MAX_ROWS && !self.fragments.is_empty() {
+            if let Some(batch) = self.filtered_in_memory(columns, filter).await? {
+                return Ok(vec![batch]);
+            }
+        }
+        self.scan(columns, Some(filter)).await
+    }
+
+    async fn filtered_in_memory(
+        &self,
+        columns: &[&str],
+        filter: &str,
+    ) -> Result<Option<RecordBatch>> {
+        for column in columns {
+            self.require_column(column)?;
+        }
+        let Some(mut names) = memory_filter::columns_of(&self.schema, filter) else {
+            return Ok(None);
+        };
+        for column in columns {
+            if !names.iter().any(|n| n == column) {
+                names.push(column.to_string());
+            }
+        }
+        let arrays = match self.filter_columns.get(&names) {
+            Ok(arrays) => arrays,
+            Err(missing) => {
+                let missing_refs: Vec<&str> = missing.iter().map(String::as_str).collect();
+                let batches = self.scan(&missing_refs, None).await?;
+                let schema = Arc::new(self.projected_schema(&missing_refs)?);
+                let all = arrow_select::concat::concat_batches(&schema, &batches)
+                    .map_err(|e| Error::storage(format!("reading table '{}'", self.role), e))?;
+                self.filter_columns.keep(&missing, all.columns());
+                match self.filter_columns.get(&names) {
+                    Ok(arrays) => arrays,
+                    // Over the cache's budget: this filter uses the columns just read.
+                    Err(_) => return Ok(None),
+                }
+            }
+        };
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let schema = Arc::new(self.projected_schema(&refs)?);
+        let batch = RecordBatch::try_new(schema, arrays)
+            .map_err(|e| Error::storage(format!("reading table '{}'", self.role), e))?;
+        let Some(mask) = memory_filter::mask(&batch, filter) else {
+            return Ok(None);
+        };
+        let positions: Vec<usize> = columns
+            .iter()
+            .map(|c| names.iter().position(|n| n == c).expect("added above"))
+            .collect();
+        let projected = batch
+            .project(&positions)
+            .map_err(|e| Error::storage(format!("reading table '{}'", self.role), e))?;
+        arrow_select::filter::filter_record_batch(&projected, &mask)
+            .map(Some)
+            .map_err(|e| Error::storage(format!("filtering table '{}'", self.role), e))
+    }
+
+    /// The Arrow schema of `columns`, in that order.
+    fn projected_schema(&self, columns: &[&str]) -> Result<ArrowSchema> {
+        let indices = columns
+            .iter()
+            .map(|c| {
+                self.schema.index_of(c).map_err(|_| {
+                    Error::invalid_schema(format!(
+                        "table '{}' ({}) has no column '{c}'",
+                        self.role, self.uri
+                    ))
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        self.schema
+            .project(&indices)
+            .map_err(|e| Error::storage(format!("projecting table '{}'", self.role), e))
     }
 
     /// Reads the rows in `ranges` (sorted, non-overlapping logical offsets) of `columns`; the
@@ -277,5 +362,64 @@ impl Table {
             .take(offsets, projection)
             .await
             .context(|| format!("reading rows of table '{}' at {}", self.role, self.uri))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::block_on;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+
+    fn fixture(name: &str) -> Location {
+        let shared = std::env::var("SLAF_SHARED")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
+            });
+        let path = shared.join("fixtures/slafdb-0.5.2").join(name);
+        Location::parse(path.to_str().unwrap(), Default::default()).unwrap()
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn in_memory_filters_select_the_rows_lance_selects() {
+        let cells = block_on(Table::open(
+            &fixture("pbmc68k_reduced_inmemory.slaf"),
+            "cells",
+            "cells.lance",
+        ))
+        .unwrap();
+        for filter in [
+            "bulk_labels = 'CD14+ Monocyte'",
+            "bulk_labels IN ('CD56+ NK', 'Dendritic') AND n_genes > 800",
+            "NOT (phase = 'G1') OR percent_mito >= 0.02",
+            "louvain LIKE '1%' AND cell_integer_id < 500",
+            "S_score BETWEEN -0.1 AND 0.1",
+            "cell_id = 'no such cell'",
+            "BULK_LABELS = 'Dendritic'",
+        ] {
+            let lance = block_on(cells.scan(&["cell_integer_id"], Some(filter))).unwrap();
+            let ours = block_on(cells.filtered_in_memory(&["cell_integer_id"], filter))
+                .unwrap()
+                .unwrap_or_else(|| panic!("{filter}: not evaluated in memory"));
+            assert_eq!(ids(&[ours]), ids(&lance), "{filter}");
+        }
+        // Not a predicate, or not valid: left to Lance, whose error the caller reports.
+        for filter in ["n_genes + 1", "no_such_column = 1", "bulk_labels = "] {
+            assert!(
+                block_on(cells.filtered_in_memory(&["cell_integer_id"], filter))
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(block_on(cells.filtered(&["cell_integer_id"], filter)).is_err());
+        }
     }
 }

@@ -76,7 +76,7 @@ impl VTab for SlafSlice {
         if columns.contains(&Some(3)) {
             bind.scan.shared().gene_names()?;
         }
-        init.set_max_threads(4);
+        init.set_max_threads(slaf::slice::SLICE_PARALLEL_CHUNKS as u64);
         Ok(SliceInit { columns })
     }
 
