@@ -119,37 +119,54 @@ fn values_of<T: polars_arrow::types::NativeType>(
         .ok_or_else(|| polars_err!(ComputeError: "{what}: unexpected list child type"))
 }
 
-/// A list array of `seq_len`-long rows (padded) or of each row's real tokens.
-fn token_lists<T: polars_arrow::types::NativeType>(
-    tokens: Vec<T>,
-    batch: &TokenBatch,
-    pad: bool,
-    validity: Option<Bitmap>,
-    dtype: ArrowDataType,
-) -> PolarsResult<ListArray<i64>> {
-    let l = batch.seq_len;
-    let n = batch.batch_size();
-    let (offsets, values): (Vec<i64>, Vec<T>) = if pad {
-        ((0..=n as i64).map(|i| i * l as i64).collect(), tokens)
-    } else {
-        // Real tokens come first in a row, padding after them.
-        let mut offsets = Vec::with_capacity(n + 1);
-        offsets.push(0i64);
-        let mut values = Vec::with_capacity(batch.non_pad_tokens());
-        for i in 0..n {
-            let k = batch.mask(i).iter().take_while(|&&m| m).count();
-            values.extend_from_slice(&tokens[i * l..i * l + k]);
-            offsets.push(values.len() as i64);
+/// Cells tokenized per call of the core tokenizer: its padded output for this many cells is
+/// reused from one call to the next and stays small, whatever the size of the Polars chunk.
+const CELLS_PER_CALL: usize = 256;
+
+/// Token rows gathered from the core's padded batches: `seq_len`-long rows (padded) or each
+/// row's real tokens.
+struct TokenLists<T> {
+    offsets: Vec<i64>,
+    values: Vec<T>,
+}
+
+impl<T: polars_arrow::types::NativeType> TokenLists<T> {
+    fn new(rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        Self {
+            offsets,
+            values: Vec::new(),
         }
-        (offsets, values)
-    };
-    let field = ArrowField::new("item".into(), dtype.clone(), true);
-    ListArray::<i64>::try_new(
-        ArrowDataType::LargeList(Box::new(field)),
-        OffsetsBuffer::try_from(offsets)?,
-        Box::new(PrimitiveArray::new(dtype, values.into(), None)),
-        validity,
-    )
+    }
+
+    /// Appends the rows of `tokens` (`[B, L]` row-major, `mask` true on real tokens).
+    fn extend(&mut self, tokens: &[T], mask: &[bool], seq_len: usize, pad: bool) {
+        for (row, row_mask) in tokens.chunks_exact(seq_len).zip(mask.chunks_exact(seq_len)) {
+            // Real tokens come first in a row, padding after them.
+            let len = if pad {
+                seq_len
+            } else {
+                row_mask.partition_point(|&m| m)
+            };
+            self.values.extend_from_slice(&row[..len]);
+            self.offsets.push(self.values.len() as i64);
+        }
+    }
+
+    fn finish(
+        self,
+        validity: Option<Bitmap>,
+        dtype: ArrowDataType,
+    ) -> PolarsResult<ListArray<i64>> {
+        let field = ArrowField::new("item".into(), dtype.clone(), true);
+        ListArray::<i64>::try_new(
+            ArrowDataType::LargeList(Box::new(field)),
+            OffsetsBuffer::try_from(self.offsets)?,
+            Box::new(PrimitiveArray::new(dtype, self.values.into(), None)),
+            validity,
+        )
+    }
 }
 
 fn tokens_field(input_fields: &[Field], kwargs: TokenizeKwargs) -> PolarsResult<Field> {
@@ -262,29 +279,33 @@ fn tokenize(inputs: &[Series], kwargs: TokenizeKwargs) -> PolarsResult<Series> {
         (None, None) => genes_ref.iter().max().map_or(0, |&g| g as usize + 1).max(1),
     };
     let tokenizer = tokenizer(&kwargs, n_genes)?;
-    let batch =
-        CellBatch::new(&indptr_ref, genes_ref, values_ref, &cell_ids).map_err(compute_err)?;
-    let mut out = tokenizer.tokenize(&batch).map_err(compute_err)?;
+    let mut ids = TokenLists::<i64>::new(n);
+    let mut vals = tokenizer.has_values().then(|| TokenLists::<f32>::new(n));
+    let mut out = TokenBatch::default();
+    for lo in (0..n).step_by(CELLS_PER_CALL) {
+        let hi = (lo + CELLS_PER_CALL).min(n);
+        let cells = CellBatch::new(
+            &indptr_ref[lo..=hi],
+            genes_ref,
+            values_ref,
+            &cell_ids[lo..hi],
+        )
+        .map_err(compute_err)?;
+        tokenizer
+            .tokenize_into(&cells, &mut out)
+            .map_err(compute_err)?;
+        ids.extend(&out.input_ids, &out.attention_mask, out.seq_len, kwargs.pad);
+        if let (Some(vals), Some(values)) = (vals.as_mut(), out.values.as_ref()) {
+            vals.extend(values, &out.attention_mask, out.seq_len, kwargs.pad);
+        }
+    }
 
     let name = genes_s.name().clone();
-    let ids = std::mem::take(&mut out.input_ids);
-    let ids = token_lists(
-        ids,
-        &out,
-        kwargs.pad,
-        validity.clone(),
-        ArrowDataType::Int64,
-    )?;
-    let Some(vals) = out.values.take() else {
+    let ids = ids.finish(validity.clone(), ArrowDataType::Int64)?;
+    let Some(vals) = vals else {
         return Ok(ListChunked::with_chunk(name, ids).into_series());
     };
-    let vals = token_lists(
-        vals,
-        &out,
-        kwargs.pad,
-        validity.clone(),
-        ArrowDataType::Float32,
-    )?;
+    let vals = vals.finish(validity.clone(), ArrowDataType::Float32)?;
     let fields = vec![
         ArrowField::new("input_ids".into(), ids.dtype().clone(), true),
         ArrowField::new("values".into(), vals.dtype().clone(), true),

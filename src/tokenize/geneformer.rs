@@ -16,9 +16,12 @@
 //! (V1) or `<cls> <eos>` (V2).
 
 use std::cmp::Ordering;
+use std::sync::OnceLock;
 
 use super::dictionary::GeneMedianDictionary;
-use super::{fill_rows, gene_out_of_range, CellBatch, CountsScope, RowOut, TokenBatch, Vocab};
+use super::{
+    fill_rows, gene_out_of_range, CellBatch, CountsScope, Padding, RowOut, TokenBatch, Vocab,
+};
 use crate::{Error, Result};
 
 /// Geneformer model generation: decides the specials and the default input size.
@@ -138,44 +141,32 @@ fn rank_order(a: &Ranked, b: &Ranked) -> Ordering {
     b.x.total_cmp(&a.x).then(a.gene.cmp(&b.gene))
 }
 
+/// [`GeneformerTokenizer`]'s token-table entry of a gene the encoding leaves out.
+const NOT_KEPT: u32 = u32::MAX;
+
 /// Counts up to this value are ranked by a counting sort (one bucket per count).
 const SMALL_COUNT: usize = u8::MAX as usize;
 
 /// Working buffers of one rayon task, reused across its cells.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Scratch {
-    /// Kept non-zero entries of the cell, in storage order, as parallel arrays (compact, so a
-    /// cell's working set stays in L1): gene, count, token and counting-sort bucket.
+    /// General path: kept non-zero entries of the cell, in storage order, as parallel arrays
+    /// (compact, so a cell's working set stays in L1).
     genes: Vec<u32>,
     counts: Vec<f32>,
-    tokens: Vec<i64>,
-    buckets: Vec<u8>,
-    /// Counting-sort histogram over [`count_bucket`]s, then each bucket's next position.
-    histogram: Vec<usize>,
-    /// Entries ranked by value (when counts alone do not decide the order).
+    tokens: Vec<u32>,
+    /// Entries ranked by value (general path), or the counts above SMALL_COUNT (counts path).
     ranked: Vec<Ranked>,
     /// Radix-sort keys and their permutation, and the buffers they are scattered into.
     keys: Vec<u32>,
     order: Vec<u32>,
     keys_tmp: Vec<u32>,
     order_tmp: Vec<u32>,
-}
-
-impl Default for Scratch {
-    fn default() -> Self {
-        Self {
-            genes: Vec::new(),
-            counts: Vec::new(),
-            tokens: Vec::new(),
-            buckets: Vec::new(),
-            histogram: vec![0; SMALL_COUNT + 1],
-            ranked: Vec::new(),
-            keys: Vec::new(),
-            order: Vec::new(),
-            keys_tmp: Vec::new(),
-            order_tmp: Vec::new(),
-        }
-    }
+    /// Counts path: kept tokens of counts 1, 2 and larger, in gene order; the larger counts'
+    /// buckets; those tokens in rank order.
+    runs: [Vec<u32>; 3],
+    buckets: Vec<u8>,
+    sorted: Vec<u32>,
 }
 
 /// Rank-value encoder over a [`Vocab`].
@@ -187,8 +178,9 @@ pub struct GeneformerTokenizer {
     /// `<cls>` and `<eos>`, resolved once (V2 only).
     specials: Option<(i64, i64)>,
     /// Token of each gene_integer_id the encoding keeps (in the vocabulary and, with medians,
-    /// with a median), or -1: one lookup per entry in the hot loop.
-    kept_tokens: Vec<i64>,
+    /// with a median), or [`NOT_KEPT`]: one lookup per entry in the hot loop, in a table half
+    /// the size of one of i64.
+    kept_tokens: Vec<u32>,
 }
 
 impl GeneformerTokenizer {
@@ -223,24 +215,31 @@ impl GeneformerTokenizer {
                 }
             },
         };
-        Ok(Self {
+        Self {
             kept_tokens: Vec::new(),
             config,
             vocab,
             medians: None,
             specials,
         }
-        .with_kept_tokens())
+        .with_kept_tokens()
     }
 
-    fn with_kept_tokens(mut self) -> Self {
+    fn with_kept_tokens(mut self) -> Result<Self> {
         self.kept_tokens = (0..self.vocab.n_genes() as u32)
             .map(|g| match (self.vocab.token(g), self.median(g)) {
-                (Some(token), Some(_)) => token,
-                _ => -1,
+                (Some(token), Some(_)) => u32::try_from(token)
+                    .ok()
+                    .filter(|&t| t != NOT_KEPT)
+                    .ok_or_else(|| {
+                        Error::invalid_argument(format!(
+                            "Geneformer: token {token} of gene {g} is outside 0..{NOT_KEPT}"
+                        ))
+                    }),
+                _ => Ok(NOT_KEPT),
             })
-            .collect();
-        self
+            .collect::<Result<_>>()?;
+        Ok(self)
     }
 
     /// Adds gene medians; they must cover exactly the vocabulary's genes.
@@ -253,7 +252,7 @@ impl GeneformerTokenizer {
             )));
         }
         self.medians = Some(medians);
-        Ok(self.with_kept_tokens())
+        self.with_kept_tokens()
     }
 
     /// The options.
@@ -274,12 +273,23 @@ impl GeneformerTokenizer {
     /// Tokenizes a batch; rows are in batch order. Fails on a gene id beyond the vocabulary's
     /// gene count.
     pub fn tokenize(&self, cells: &CellBatch<'_>) -> Result<TokenBatch> {
-        let mut out = TokenBatch::padded(cells, self.seq_len(), self.vocab.pad(), None);
-        fill_rows(&mut out, |scratch: &mut Scratch, i, row| {
+        let mut out = TokenBatch::default();
+        self.tokenize_into(cells, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::tokenize`] into `out`, reusing its memory (a caller that tokenizes batch after
+    /// batch allocates, and faults in, its output once).
+    pub fn tokenize_into(&self, cells: &CellBatch<'_>, out: &mut TokenBatch) -> Result<()> {
+        out.reset(cells, self.seq_len(), false);
+        let pad = Padding {
+            id: self.vocab.pad(),
+            value: 0.0,
+        };
+        fill_rows(out, pad, |scratch: &mut Scratch, i, row| {
             let (genes, values) = cells.row(i);
             self.encode_cell(genes, values, cells.cell_ids()[i], scratch, row)
-        })?;
-        Ok(out)
+        })
     }
 
     /// Median of an in-vocabulary gene, or `None` when medians are given and it has none.
@@ -297,34 +307,31 @@ impl GeneformerTokenizer {
         values: &[f32],
         cell: u32,
         scratch: &mut Scratch,
-        row: RowOut<'_>,
-    ) -> Result<()> {
+        mut row: RowOut<'_>,
+    ) -> Result<usize> {
+        if self.medians.is_none() {
+            if let Some(len) = self.encode_counts(genes, values, cell, scratch, &mut row)? {
+                return Ok(len);
+            }
+        }
+        // The general rule: every kept entry's x, ranked by value.
         scratch.genes.clear();
         scratch.counts.clear();
         scratch.tokens.clear();
-        scratch.buckets.clear();
-        scratch.histogram.fill(0);
-        // The counting-sort path (see `rank_by_count`) needs no medians, ascending genes, and
-        // every kept count an integer >= 1 (counts above SMALL_COUNT are ranked apart).
-        let (mut ascending, mut countable) = (true, true);
+        let mut ascending = true;
         let mut previous: i64 = -1;
         for (&gene, &v) in genes.iter().zip(values) {
             let Some(&token) = self.kept_tokens.get(gene as usize) else {
                 return Err(gene_out_of_range(gene, cell, self.kept_tokens.len()));
             };
-            if token < 0 || v.is_nan() || v == 0.0 {
+            if token == NOT_KEPT || v.is_nan() || v == 0.0 {
                 continue;
             }
-            let bucket = count_bucket(v);
-            countable &= bucket.is_some();
             ascending &= previous < i64::from(gene);
             previous = i64::from(gene);
-            let bucket = bucket.unwrap_or(0);
-            scratch.histogram[bucket as usize] += 1;
             scratch.genes.push(gene);
             scratch.counts.push(v);
             scratch.tokens.push(token);
-            scratch.buckets.push(bucket);
         }
         let n_counts = match self.config.counts_scope {
             CountsScope::AllGenes => sum_non_nan(values),
@@ -336,35 +343,176 @@ impl GeneformerTokenizer {
         let first = usize::from(self.specials.is_some());
         let kept = scratch.tokens.len().min(slots);
         let ids = &mut row.ids[first..first + kept];
-        let countable = countable && ascending && self.medians.is_none();
-        if countable && n_counts.is_finite() && n_counts > 0.0 {
-            // Without medians, x = count / n_counts * target_sum is a strictly increasing
-            // function of the count (distinct f32 counts stay distinct through two correctly
-            // rounded f64 operations), so ranking the counts ranks x.
-            rank_by_count(scratch, ids);
-        } else {
-            scratch.ranked.clear();
-            for ((&gene, &count), &token) in scratch
-                .genes
-                .iter()
-                .zip(&scratch.counts)
-                .zip(&scratch.tokens)
-            {
-                // Kept genes have a median (checked when the table of kept tokens was built).
-                let median = self.median(gene).unwrap_or(1.0);
-                let x = f64::from(count) / n_counts * self.config.target_sum / median;
-                scratch.ranked.push(Ranked { x, gene, token });
-            }
-            rank_by_value(scratch, ids, ascending);
+        scratch.ranked.clear();
+        for ((&gene, &count), &token) in scratch
+            .genes
+            .iter()
+            .zip(&scratch.counts)
+            .zip(&scratch.tokens)
+        {
+            // Kept genes have a median (checked when the table of kept tokens was built).
+            let median = self.median(gene).unwrap_or(1.0);
+            let x = f64::from(count) / n_counts * self.config.target_sum / median;
+            scratch.ranked.push(Ranked {
+                x,
+                gene,
+                token: i64::from(token),
+            });
         }
+        rank_by_value(scratch, ids, ascending);
         let mut len = first + kept;
         if let Some((cls, eos)) = self.specials {
             row.ids[0] = cls;
             row.ids[len] = eos;
             len += 1;
         }
-        row.mask[..len].fill(true);
-        Ok(())
+        Ok(len)
+    }
+}
+
+impl GeneformerTokenizer {
+    /// The common case, raw counts (every kept value an integer >= 1) with genes ascending and
+    /// no medians, ranked without comparisons. Without medians, x = count / n_counts *
+    /// target_sum is a strictly increasing function of the count (distinct f32 counts stay
+    /// distinct through two correctly rounded f64 operations), so ranking the counts ranks x,
+    /// and ties keep ascending gene order.
+    ///
+    /// One pass sorts the kept entries into runs by count: 1, 2 and 3 (most entries of count
+    /// data) each append to a run of their own, larger counts to a run that is then ordered by
+    /// a counting sort, counts above SMALL_COUNT (a handful) to a list sorted by comparison.
+    /// The appends are branch-free: every entry is stored into each run and only the run it
+    /// belongs to advances (a branch on the count would be mispredicted about every third
+    /// entry). The row is then the runs in rank order. Returns `None` for any cell outside
+    /// this case; the general path ranks it.
+    fn encode_counts(
+        &self,
+        genes: &[u32],
+        values: &[f32],
+        cell: u32,
+        s: &mut Scratch,
+        row: &mut RowOut<'_>,
+    ) -> Result<Option<usize>> {
+        let n = genes.len();
+        // One spare slot per run: every entry is stored at each run's end.
+        if s.runs[0].len() < n + 1 {
+            for run in &mut s.runs {
+                run.resize(n + 1, 0);
+            }
+            s.buckets.resize(n + 1, 0);
+        }
+        // Slices, not the vectors: their pointers and lengths then stay in registers.
+        let [ones, twos, more] = &mut s.runs;
+        let (ones, twos, more) = (&mut ones[..=n], &mut twos[..=n], &mut more[..=n]);
+        let more_buckets = &mut s.buckets[..=n];
+        let table = &self.kept_tokens[..];
+        s.ranked.clear();
+        let (mut n1, mut n2, mut n_more) = (0usize, 0usize, 0usize);
+        let mut previous: i64 = -1;
+        let mut odd_left_out = false;
+        let codes = bucket_codes();
+        for (&gene, &v) in genes.iter().zip(values) {
+            let Some(&token) = table.get(gene as usize) else {
+                return Err(gene_out_of_range(gene, cell, table.len()));
+            };
+            if token == NOT_KEPT {
+                // Counted in n_counts all the same (AllGenes): note values that could make
+                // it other than positive and finite.
+                odd_left_out |= v < 0.0 || v.is_infinite();
+                continue;
+            }
+            // The bucket of an ordinary count from the table; anything else the long way.
+            let bits = v.to_bits();
+            let code = if bits & 0xffff == 0 {
+                codes[(bits >> 16) as usize]
+            } else {
+                bucket_code(v)
+            };
+            let bucket = if code.wrapping_sub(1) < CODE_MAX_BUCKET {
+                code as u8 // 1..=SMALL_COUNT, the common case
+            } else if code == 0 {
+                // Counts above SMALL_COUNT: few, ranked by comparison.
+                s.ranked.push(Ranked {
+                    x: f64::from(v),
+                    gene,
+                    token: i64::from(token),
+                });
+                0
+            } else if code == CODE_SKIPPED {
+                continue;
+            } else {
+                return Ok(None);
+            };
+            if i64::from(gene) <= previous {
+                return Ok(None);
+            }
+            previous = i64::from(gene);
+            ones[n1] = token;
+            twos[n2] = token;
+            more[n_more] = token;
+            more_buckets[n_more] = bucket;
+            n1 += usize::from(bucket == 1);
+            n2 += usize::from(bucket == 2);
+            n_more += usize::from(bucket > 2);
+        }
+        let kept = s.ranked.len() + n_more + n2 + n1;
+        if kept > 0 && odd_left_out && self.config.counts_scope == CountsScope::AllGenes {
+            // Out-of-vocabulary entries count too; a total that is not positive and finite
+            // makes every x 0, inf or NaN, which the general path ranks. (Kept counts are
+            // finite and >= 1, and other values non-negative and finite, so otherwise the
+            // total is positive and finite: no sum is needed.)
+            let n_counts = sum_non_nan(values);
+            if !(n_counts.is_finite() && n_counts > 0.0) {
+                return Ok(None);
+            }
+        }
+
+        // Counts 3..=SMALL_COUNT: a stable counting sort, largest count first.
+        let mut next = [0usize; SMALL_COUNT + 1];
+        let mut highest = 0u8;
+        for &bucket in &more_buckets[..n_more] {
+            next[bucket as usize] += 1;
+            highest = highest.max(bucket);
+        }
+        let mut start = 0;
+        for bucket in (3..=highest as usize).rev() {
+            let count = next[bucket];
+            next[bucket] = start;
+            start += count;
+        }
+        let sorted = &mut s.sorted;
+        sorted.resize(n_more, 0);
+        for (&token, &bucket) in more[..n_more].iter().zip(&more_buckets[..n_more]) {
+            let position = &mut next[bucket as usize];
+            sorted[*position] = token;
+            *position += 1;
+        }
+
+        // The row: runs in rank order, cut at the row's slots.
+        let first = usize::from(self.specials.is_some());
+        let slots = self.config.gene_slots();
+        let mut len = first;
+        let end = first + slots;
+        s.ranked.sort_unstable_by(rank_order);
+        for r in &s.ranked {
+            if len == end {
+                break;
+            }
+            row.ids[len] = r.token;
+            len += 1;
+        }
+        for run in [&sorted[..n_more], &twos[..n2], &ones[..n1]] {
+            let take = run.len().min(end - len);
+            for (id, &token) in row.ids[len..len + take].iter_mut().zip(run) {
+                *id = i64::from(token);
+            }
+            len += take;
+        }
+        if let Some((cls, eos)) = self.specials {
+            row.ids[0] = cls;
+            row.ids[len] = eos;
+            len += 1;
+        }
+        Ok(Some(len))
     }
 }
 
@@ -387,57 +535,40 @@ fn sum_non_nan(values: &[f32]) -> f64 {
     (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
 }
 
-/// Counting-sort bucket of a non-zero count: the count itself for integers 1..=SMALL_COUNT,
-/// 0 for larger counts (ranked apart), `None` for anything else (fractions, negatives, inf).
-#[inline]
-fn count_bucket(v: f32) -> Option<u8> {
-    if v > SMALL_COUNT as f32 {
-        return v.is_finite().then_some(0);
+/// [`bucket_code`]s: the count's bucket (1..=SMALL_COUNT; 0 for larger finite values)...
+const CODE_MAX_BUCKET: u16 = SMALL_COUNT as u16;
+/// ... a value the encoding skips (zero or NaN) ...
+const CODE_SKIPPED: u16 = CODE_MAX_BUCKET + 1;
+/// ... or one that is not a count (a fraction, negative or infinite).
+const CODE_NOT_A_COUNT: u16 = CODE_MAX_BUCKET + 2;
+
+/// How the counts path takes a value: a bucket for a count (the count itself for integers
+/// 1..=SMALL_COUNT, 0 for larger finite values, which are ranked apart), or
+/// [`CODE_SKIPPED`] / [`CODE_NOT_A_COUNT`].
+fn bucket_code(v: f32) -> u16 {
+    if v == 0.0 || v.is_nan() {
+        CODE_SKIPPED
+    } else if v > SMALL_COUNT as f32 && v.is_finite() {
+        0
+    } else if v >= 1.0 && v.fract() == 0.0 {
+        v as u16
+    } else {
+        CODE_NOT_A_COUNT
     }
-    // A cast and compare instead of `fract()`, which is a libm call on baseline x86-64.
-    let c = v as u8;
-    (c >= 1 && f32::from(c) == v).then_some(c)
 }
 
-/// Writes the kept tokens (genes ascending, counts bucketed into `scratch.histogram`) into
-/// `ids` in rank order, as many as fit: the few counts above SMALL_COUNT first, compared, then a
-/// stable counting sort of the rest, which keeps ties in ascending gene order.
-fn rank_by_count(scratch: &mut Scratch, ids: &mut [i64]) {
-    let next = &mut scratch.histogram;
-    let big = next[0];
-    if big > 0 {
-        let ranked = &mut scratch.ranked;
-        ranked.clear();
-        for (k, &bucket) in scratch.buckets.iter().enumerate() {
-            if bucket == 0 {
-                ranked.push(Ranked {
-                    x: f64::from(scratch.counts[k]),
-                    gene: scratch.genes[k],
-                    token: scratch.tokens[k],
-                });
-            }
+/// [`bucket_code`] of every f32 whose low 16 bits are zero, by its high 16 bits. Those are
+/// all integers up to 2^8 (and zero), so for count data one load replaces the float tests;
+/// only the table's 1 KB around the small integers is hot.
+fn bucket_codes() -> &'static [u16; 1 << 16] {
+    static CODES: OnceLock<Box<[u16; 1 << 16]>> = OnceLock::new();
+    CODES.get_or_init(|| {
+        let mut codes = Box::new([0u16; 1 << 16]);
+        for (high, code) in codes.iter_mut().enumerate() {
+            *code = bucket_code(f32::from_bits((high as u32) << 16));
         }
-        ranked.sort_unstable_by(rank_order);
-        for (slot, r) in ids.iter_mut().zip(ranked.iter()) {
-            *slot = r.token;
-        }
-    }
-    // Bucket c starts after the larger counts: turn the histogram into start positions.
-    let mut start = big;
-    for count in next[1..].iter_mut().rev() {
-        let n = *count;
-        *count = start;
-        start += n;
-    }
-    for (&bucket, &token) in scratch.buckets.iter().zip(&scratch.tokens) {
-        if bucket != 0 {
-            let position = &mut next[bucket as usize];
-            if let Some(slot) = ids.get_mut(*position) {
-                *slot = token;
-            }
-            *position += 1;
-        }
-    }
+        codes
+    })
 }
 
 /// Writes the tokens of `scratch.ranked` (x normalised) into `ids` in rank order, as many as fit.
@@ -702,14 +833,12 @@ mod tests {
         };
         let mut scratch = Scratch::default();
         let mut ids = [0i64; 4];
-        let mut mask = [false; 4];
         for (scope, expected) in [
             (CountsScope::AllGenes, [3000.0, 1000.0]),
             (CountsScope::InVocabulary, [7500.0, 2500.0]),
         ] {
             let row = RowOut {
                 ids: &mut ids,
-                mask: &mut mask,
                 values: None,
             };
             t(scope)
@@ -813,6 +942,8 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let n_genes = 300u32;
         let medians: Vec<f64> = (0..n_genes).map(|g| 0.25 + f64::from(g % 7)).collect();
+        // One output batch for every case: rows of other lengths and tokenizers reuse it.
+        let mut out = TokenBatch::default();
         for case in 0..400 {
             let kind = rng.next_u32() % 4;
             let n = (rng.next_u32() % 250) as usize;
@@ -851,7 +982,8 @@ mod tests {
                 .copied()
                 .zip(values.iter().copied())
                 .collect::<Vec<_>>()]);
-            let out = t.tokenize(&c.batch()).unwrap();
+            t.tokenize_into(&c.batch(), &mut out).unwrap();
+            assert_eq!(out, t.tokenize(&c.batch()).unwrap(), "case {case}");
             assert_eq!(
                 out.ids(0),
                 reference(&t, &genes, &values).as_slice(),

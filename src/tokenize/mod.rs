@@ -133,7 +133,7 @@ impl<'a> CellBatch<'a> {
 }
 
 /// Tokenizer output for one batch, in the layout a PyTorch loop receives: `[B, L]` row-major.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TokenBatch {
     /// Sequence length `L`, fixed per tokenizer.
     pub seq_len: usize,
@@ -148,16 +148,21 @@ pub struct TokenBatch {
 }
 
 impl TokenBatch {
-    /// A batch of `n_cells` rows of length `seq_len`, all padding.
-    fn padded(cells: &CellBatch<'_>, seq_len: usize, pad_id: i64, pad_value: Option<f32>) -> Self {
+    /// Sizes the buffers for `cells` rows of length `seq_len` (with or without values), keeping
+    /// the memory they already have: the rows' contents are left for [`fill_rows`] to write.
+    fn reset(&mut self, cells: &CellBatch<'_>, seq_len: usize, with_values: bool) {
         let n = cells.len() * seq_len;
-        Self {
-            seq_len,
-            input_ids: vec![pad_id; n],
-            attention_mask: vec![false; n],
-            values: pad_value.map(|v| vec![v; n]),
-            cell_ids: cells.cell_ids.iter().map(|&c| i64::from(c)).collect(),
+        self.seq_len = seq_len;
+        self.input_ids.resize(n, 0);
+        self.attention_mask.resize(n, false);
+        match (&mut self.values, with_values) {
+            (Some(v), true) => v.resize(n, 0.0),
+            (values, true) => *values = Some(vec![0.0; n]),
+            (values, false) => *values = None,
         }
+        self.cell_ids.clear();
+        self.cell_ids
+            .extend(cells.cell_ids.iter().map(|&c| i64::from(c)));
     }
 
     /// Number of cells `B`.
@@ -184,7 +189,14 @@ impl TokenBatch {
 
     /// Number of real (non-pad) tokens, for throughput in tokens/s.
     pub fn non_pad_tokens(&self) -> usize {
-        self.attention_mask.iter().filter(|&&m| m).count()
+        if self.seq_len == 0 {
+            return 0;
+        }
+        // Real tokens come first in every row: a binary search per row finds where they end.
+        self.attention_mask
+            .chunks_exact(self.seq_len)
+            .map(|row| row.partition_point(|&m| m))
+            .sum()
     }
 }
 
@@ -199,49 +211,78 @@ pub enum CountsScope {
     InVocabulary,
 }
 
-/// One output row handed to a per-cell encoder: slices of the batch's buffers, pre-filled with
-/// padding.
+/// One output row handed to a per-cell encoder: slices of the batch's buffers, holding whatever
+/// an earlier batch left there. The encoder writes its tokens (and values) at the front and
+/// returns how many; [`fill_rows`] writes the padding and the mask.
 struct RowOut<'a> {
     ids: &'a mut [i64],
-    mask: &'a mut [bool],
     values: Option<&'a mut [f32]>,
 }
 
-/// Runs `encode(scratch, row_index, row_out)` over every row of `out` in parallel. Each rayon task
-/// creates one `S` and reuses it for all the rows it handles, so encoders keep their working
-/// buffers there instead of allocating per cell.
-fn fill_rows<S, F>(out: &mut TokenBatch, encode: F) -> Result<()>
+/// Padding of a batch's rows: the PAD token, and the value of padded positions (value-aware
+/// tokenizers).
+#[derive(Debug, Clone, Copy)]
+struct Padding {
+    id: i64,
+    value: f32,
+}
+
+/// Runs `encode(scratch, row_index, row_out) -> tokens written` over every row of `out` in
+/// parallel, then pads each row after its tokens. Every byte of the batch is written once, so a
+/// reused batch needs no clearing. Each rayon task creates one `S` and reuses it for all the rows
+/// it handles, so encoders keep their working buffers there instead of allocating per cell.
+fn fill_rows<S, F>(out: &mut TokenBatch, pad: Padding, encode: F) -> Result<()>
 where
     S: Default,
-    F: Fn(&mut S, usize, RowOut<'_>) -> Result<()> + Sync + Send,
+    F: Fn(&mut S, usize, RowOut<'_>) -> Result<usize> + Sync + Send,
 {
     let l = out.seq_len;
+    if l == 0 {
+        return Ok(());
+    }
     let ids = out.input_ids.par_chunks_mut(l);
     let mask = out.attention_mask.par_chunks_mut(l);
+    // Rows per rayon task at least: a task sets up its scratch once.
+    const MIN_ROWS_PER_TASK: usize = 64;
     match out.values.as_mut() {
         Some(values) => ids
             .zip(mask)
             .zip(values.par_chunks_mut(l))
             .enumerate()
+            .with_min_len(MIN_ROWS_PER_TASK)
             .try_for_each_init(S::default, |s, (i, ((ids, mask), values))| {
-                let values = Some(values);
-                encode(s, i, RowOut { ids, mask, values })
+                let row = RowOut {
+                    ids: &mut *ids,
+                    values: Some(&mut *values),
+                };
+                let len = encode(s, i, row)?.min(l);
+                ids[len..].fill(pad.id);
+                values[len..].fill(pad.value);
+                set_mask(mask, len);
+                Ok(())
             }),
         None => ids
             .zip(mask)
             .enumerate()
+            .with_min_len(MIN_ROWS_PER_TASK)
             .try_for_each_init(S::default, |s, (i, (ids, mask))| {
-                encode(
-                    s,
-                    i,
-                    RowOut {
-                        ids,
-                        mask,
-                        values: None,
-                    },
-                )
+                let row = RowOut {
+                    ids: &mut *ids,
+                    values: None,
+                };
+                let len = encode(s, i, row)?.min(l);
+                ids[len..].fill(pad.id);
+                set_mask(mask, len);
+                Ok(())
             }),
     }
+}
+
+/// True on the first `len` positions, false after.
+fn set_mask(mask: &mut [bool], len: usize) {
+    let (real, padding) = mask.split_at_mut(len);
+    real.fill(true);
+    padding.fill(false);
 }
 
 /// Errors for a gene id beyond the vocabulary's gene count: a sign the batch and the vocabulary
@@ -283,17 +324,35 @@ mod tests {
     }
 
     #[test]
-    fn token_batch_accessors() {
+    fn rows_are_padded_after_their_tokens_in_a_reused_batch() {
         let cells = CellBatch::new(&[0, 0, 0], &[], &[], &[1, 2]).unwrap();
-        let mut t = TokenBatch::padded(&cells, 3, 0, Some(-2.0));
-        t.input_ids[3] = 7;
-        t.attention_mask[3] = true;
+        let pad = Padding { id: 0, value: -2.0 };
+        // Row i gets i + 1 tokens (value 7, 8): whatever the buffers held before is replaced.
+        let encode = |_: &mut (), i: usize, row: RowOut<'_>| -> Result<usize> {
+            let values = row.values.expect("values");
+            for (k, (id, value)) in row.ids.iter_mut().zip(values).take(i + 1).enumerate() {
+                *id = 7 + k as i64;
+                *value = 0.5;
+            }
+            Ok(i + 1)
+        };
+        let mut t = TokenBatch {
+            seq_len: 9,
+            input_ids: vec![99; 40],
+            attention_mask: vec![true; 40],
+            values: None,
+            cell_ids: vec![5; 7],
+        };
+        t.reset(&cells, 3, true);
+        fill_rows(&mut t, pad, encode).unwrap();
         assert_eq!(t.batch_size(), 2);
-        assert_eq!(t.ids(1), &[7, 0, 0]);
-        assert_eq!(t.mask(1), &[true, false, false]);
-        assert_eq!(t.row_values(0), Some(&[-2.0f32; 3][..]));
-        assert_eq!(t.non_pad_tokens(), 1);
+        assert_eq!(t.ids(0), &[7, 0, 0]);
+        assert_eq!(t.ids(1), &[7, 8, 0]);
+        assert_eq!(t.mask(1), &[true, true, false]);
+        assert_eq!(t.row_values(0), Some(&[0.5, -2.0, -2.0][..]));
+        assert_eq!(t.non_pad_tokens(), 3);
         assert_eq!(t.cell_ids, vec![1, 2]);
+        assert_eq!(t.input_ids.len(), 6);
     }
 }
 

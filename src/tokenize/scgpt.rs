@@ -26,7 +26,9 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::{fill_rows, gene_out_of_range, CellBatch, CountsScope, RowOut, TokenBatch, Vocab};
+use super::{
+    fill_rows, gene_out_of_range, CellBatch, CountsScope, Padding, RowOut, TokenBatch, Vocab,
+};
 use crate::{Error, Result};
 
 /// Value of padding positions.
@@ -147,16 +149,36 @@ impl ScgptTokenizer {
 
     /// Tokenizes a batch with `seed` instead of the configured one (e.g. seed + epoch).
     pub fn tokenize_seeded(&self, cells: &CellBatch<'_>, seed: u64) -> Result<TokenBatch> {
-        let mut out = TokenBatch::padded(cells, self.seq_len(), self.vocab.pad(), Some(PAD_VALUE));
+        let mut out = TokenBatch::default();
+        self.tokenize_seeded_into(cells, seed, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::tokenize`] into `out`, reusing its memory.
+    pub fn tokenize_into(&self, cells: &CellBatch<'_>, out: &mut TokenBatch) -> Result<()> {
+        self.tokenize_seeded_into(cells, self.config.seed, out)
+    }
+
+    /// [`Self::tokenize_seeded`] into `out`, reusing its memory.
+    pub fn tokenize_seeded_into(
+        &self,
+        cells: &CellBatch<'_>,
+        seed: u64,
+        out: &mut TokenBatch,
+    ) -> Result<()> {
+        out.reset(cells, self.seq_len(), true);
         let base = ChaCha8Rng::seed_from_u64(seed);
-        fill_rows(&mut out, |scratch: &mut Scratch, i, row| {
+        let pad = Padding {
+            id: self.vocab.pad(),
+            value: PAD_VALUE,
+        };
+        fill_rows(out, pad, |scratch: &mut Scratch, i, row| {
             let (genes, values) = cells.row(i);
             let cell = cells.cell_ids()[i];
             let mut rng = base.clone();
             rng.set_stream(u64::from(cell));
             self.encode_cell(genes, values, cell, &mut rng, scratch, row)
-        })?;
-        Ok(out)
+        })
     }
 
     fn encode_cell(
@@ -167,7 +189,7 @@ impl ScgptTokenizer {
         rng: &mut ChaCha8Rng,
         s: &mut Scratch,
         row: RowOut<'_>,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let n_genes = self.vocab.n_genes();
         let keep_zeros = self.config.include_zero_genes;
         let collected = if keep_zeros {
@@ -252,8 +274,7 @@ impl ScgptTokenizer {
                 values[1 + k] = g.value;
             }
         }
-        row.mask[..1 + n.min(slots)].fill(true);
-        Ok(())
+        Ok(1 + n.min(slots))
     }
 }
 

@@ -57,6 +57,14 @@ impl Tokenizer {
         }
     }
 
+    /// [`Self::tokenize`] into `out`, reusing its memory across batches.
+    pub fn tokenize_into(&self, batch: &CellBatch<'_>, out: &mut TokenBatch) -> Result<()> {
+        match self {
+            Tokenizer::Geneformer(t) => t.tokenize_into(batch, out),
+            Tokenizer::Scgpt(t) => t.tokenize_into(batch, out),
+        }
+    }
+
     /// Whether rows carry per-token values (scGPT).
     pub fn has_values(&self) -> bool {
         matches!(self, Tokenizer::Scgpt(_))

@@ -202,8 +202,10 @@ def reference_geneformer(genes: list[int], counts: list[float], max_genes: int) 
 
 
 def test_geneformer_over_cells_x_matches_the_rule() -> None:
-    cells = sp.scan_slaf(PERTURB, "cells_x").head(40)
+    # Every cell (500: more than the plugin tokenizes per core call).
+    cells = sp.scan_slaf(PERTURB, "cells_x")
     got = cells.select("gene_ids", "values", tokens=sp.geneformer(max_genes=64)).collect()
+    assert got.height > 256
     for genes, counts, tokens in got.iter_rows():
         assert tokens == reference_geneformer(genes, counts, 64)
     padded = cells.select(sp.geneformer(max_genes=64, pad=True)).collect().to_series()
@@ -249,6 +251,14 @@ def test_scgpt_struct_and_determinism() -> None:
     got = lf.select("gene_ids", tok=expr).collect()
     again = lf.select("gene_ids", tok=expr).collect(engine="streaming")
     assert_frame_equal(got, again)
+    # Row by row the same, however the rows are split into calls.
+    whole = sp.scan_slaf(PERTURB, "cells_x").select(tok=expr).collect()
+    parts = pl.concat(
+        sp.scan_slaf(PERTURB, "cells_x").slice(start, 70).select(tok=expr).collect()
+        for start in range(0, whole.height, 70)
+    )
+    assert whole.height > 256
+    assert_frame_equal(whole, parts)
     tok = got["tok"].struct.unnest()
     for genes, ids, values in zip(got["gene_ids"], tok["input_ids"], tok["values"], strict=True):
         ids, values = ids.to_list(), values.to_list()
