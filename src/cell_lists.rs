@@ -27,7 +27,6 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crate::columns::Values;
 use crate::dataset::Dataset;
 use crate::error::{Error, ErrorKind, Result};
-use crate::matrix::Csr;
 use crate::selection::{Resolved, Selector};
 use crate::slice::Selection;
 
@@ -82,7 +81,7 @@ impl CellListScan {
             })
             .collect::<Result<Vec<usize>>>()?;
         // An empty read checks the layer name and tells the value type.
-        let wide = match read(&dataset, layer, vec![])?.data {
+        let wide = match read(&dataset, layer, vec![])?.2 {
             Values::F32(_) => false,
             Values::F64(_) => true,
         };
@@ -124,12 +123,12 @@ impl CellListScan {
         };
         let mut lists: [Option<ArrayRef>; 3] = [None, None, None];
         if self.projection.iter().any(|&c| c > 0) {
-            let csr = read(&self.dataset, self.layer.as_deref(), cells.clone())?;
-            let genes = UInt32Array::from_iter_values(csr.indices.iter().map(|&g| g as u32));
-            lists[1] = Some(list(&csr.indptr, Arc::new(genes)));
+            let (indptr, genes, values) =
+                read(&self.dataset, self.layer.as_deref(), cells.clone())?;
+            lists[1] = Some(list(&indptr, Arc::new(UInt32Array::from(genes))));
             lists[2] = Some(list(
-                &csr.indptr,
-                match csr.data {
+                &indptr,
+                match values {
                     Values::F32(v) => Arc::new(Float32Array::from(v)) as ArrayRef,
                     Values::F64(v) => Arc::new(Float64Array::from(v)),
                 },
@@ -176,17 +175,24 @@ fn cell_list_schema(wide: bool, projection: &[usize]) -> Schema {
     )
 }
 
-/// The stored entries of `cells` (ascending, unique), genes ascending within a cell.
-fn read(dataset: &Dataset, layer: Option<&str>, cells: Vec<u32>) -> Result<Csr> {
+/// The stored entries of `cells` (ascending, unique) as CSR rows `(indptr, genes, values)`,
+/// genes ascending within a cell.
+fn read(
+    dataset: &Dataset,
+    layer: Option<&str>,
+    cells: Vec<u32>,
+) -> Result<(Vec<i64>, Vec<u32>, Values)> {
     match layer {
-        None => {
-            dataset.submatrix_resolved(&Resolved::Ids(cells), &Resolved::All(dataset.shape().1))
+        None => dataset.cell_entries(cells),
+        Some(name) => {
+            let csr = dataset.layer_submatrix(
+                name,
+                &Selector::Ids(cells.into_iter().map(i64::from).collect()),
+                &Selector::All,
+            )?;
+            let genes = csr.indices.iter().map(|&g| g as u32).collect();
+            Ok((csr.indptr, genes, csr.data))
         }
-        Some(name) => dataset.layer_submatrix(
-            name,
-            &Selector::Ids(cells.into_iter().map(i64::from).collect()),
-            &Selector::All,
-        ),
     }
 }
 

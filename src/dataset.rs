@@ -247,6 +247,30 @@ impl Dataset {
         matrix::assemble(&rows, cells, genes, self.config.n_genes)
     }
 
+    /// The stored X entries of `cells` (ascending, unique) as CSR rows `(indptr, genes,
+    /// values)`, genes ascending within a row. Rows stored in gene order, as they are written,
+    /// are returned as read (no copy); others are put in order.
+    pub fn cell_entries(&self, cells: Vec<u32>) -> Result<(Vec<i64>, Vec<u32>, Values)> {
+        let start_index = self.start_index()?;
+        let rows = block_on(self.read_cell_rows(start_index, cells))?;
+        let n_genes = self.config.n_genes;
+        let in_order = rows.offsets.windows(2).all(|range| {
+            let row = &rows.genes[range[0]..range[1]];
+            let ascending = row
+                .windows(2)
+                .fold(true, |ascending, pair| ascending & (pair[0] < pair[1]));
+            ascending && row.last().is_none_or(|&g| (g as usize) < n_genes)
+        });
+        if in_order {
+            let indptr = rows.offsets.iter().map(|&o| o as i64).collect();
+            return Ok((indptr, rows.genes, rows.values));
+        }
+        let order = Resolved::Ids(rows.cells.clone());
+        let csr = matrix::assemble(&rows, &order, &Resolved::All(n_genes), n_genes)?;
+        let genes = csr.indices.iter().map(|&g| g as u32).collect();
+        Ok((csr.indptr, genes, csr.data))
+    }
+
     /// The expression table's rows of `cells` (ascending, unique), `columns` projected, read
     /// through the cells' row ranges (`cell_start_index`) without scanning the table.
     pub fn expression_rows(&self, cells: &[u32], columns: &[&str]) -> Result<Vec<RecordBatch>> {

@@ -65,6 +65,14 @@ impl Tokenizer {
         }
     }
 
+    /// Row length `L` of every batch.
+    pub fn seq_len(&self) -> usize {
+        match self {
+            Tokenizer::Geneformer(t) => t.seq_len(),
+            Tokenizer::Scgpt(t) => t.seq_len(),
+        }
+    }
+
     /// Whether rows carry per-token values (scGPT).
     pub fn has_values(&self) -> bool {
         matches!(self, Tokenizer::Scgpt(_))
