@@ -1,7 +1,8 @@
 """DuckDB extension benchmark: SLAF through ``slaf_scan`` / ``slaf_slice`` versus the same data
 as Parquet written by DuckDB itself in the same run.
 
-Queries (each timed warm, median of ``--reps`` runs):
+Queries (each timed warm, median of ``--reps`` rounds in which every query runs once, so that
+peers take turns):
 
 * full aggregate ``count(*), sum(value)`` over the expression table: rows/s and Parquet/SLAF
   ratio (target ≥ 1×);
@@ -24,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -46,17 +46,6 @@ def connect(extension_dir: Path, threads: int | None) -> duckdb.DuckDBPyConnecti
     if threads:
         con.execute(f"SET threads = {threads}")
     return con
-
-
-def timed(run: Callable[[], object], reps: int) -> tuple[float, object]:
-    """Median wall time in seconds over ``reps`` runs after one warm-up, and the last result."""
-    result = run()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main() -> None:
@@ -129,12 +118,18 @@ def main() -> None:
                 f"SELECT count(*), sum(value) FROM '{expr}' WHERE gene_integer_id IN ({genes})",
             ),
         ]
-        times: dict[str, float] = {}
+        # Peers take turns within each round, so a slow spell of a shared machine falls on
+        # both sides of a ratio rather than on one.
+        samples: dict[str, list[float]] = {name: [] for name, _ in queries}
         results: dict[str, object] = {}
-        for name, sql in queries:
-            times[name], results[name] = timed(
-                lambda sql=sql: con.execute(sql).fetchall(), args.reps
-            )
+        for round_ in range(args.reps + 1):  # round 0 warms up
+            for name, sql in queries:
+                start = time.perf_counter()
+                results[name] = con.execute(sql).fetchall()
+                if round_:
+                    samples[name].append(time.perf_counter() - start)
+        times = {name: statistics.median(s) for name, s in samples.items()}
+        for name, _ in queries:
             print(f"{name:<28}{times[name] * 1e3:>10.1f} ms   {results[name]}", flush=True)
 
         assert results["full sum, slaf_scan"] == results["full sum, parquet"]
