@@ -90,18 +90,26 @@ impl TokenScan {
             return Ok(None);
         };
         let ds = self.shared.dataset();
-        let csr = ds.submatrix_resolved(&Resolved::Ids(chunk.clone()), &self.genes)?;
-        // Columns of the CSR are positions in the selection; tokens come from gene ids.
-        let genes: Vec<u32> = csr
-            .indices
-            .iter()
-            .map(|&j| self.genes.id(j as usize))
-            .collect();
-        let values: Vec<f32> = match csr.data {
+        let ascending = chunk.windows(2).all(|pair| pair[0] < pair[1]);
+        let (indptr, genes, values) = match &self.genes {
+            // Every gene of cells in id order: their rows as stored.
+            Resolved::All(_) if ascending => ds.cell_entries(chunk.clone())?,
+            _ => {
+                let csr = ds.submatrix_resolved(&Resolved::Ids(chunk.clone()), &self.genes)?;
+                // Columns of the CSR are positions in the selection; tokens come from gene ids.
+                let genes = csr
+                    .indices
+                    .iter()
+                    .map(|&j| self.genes.id(j as usize))
+                    .collect();
+                (csr.indptr, genes, csr.data)
+            }
+        };
+        let values: Vec<f32> = match values {
             Values::F32(v) => v,
             Values::F64(v) => v.into_iter().map(|x| x as f32).collect(),
         };
-        let batch = CellBatch::new(&csr.indptr, &genes, &values, &chunk)?;
+        let batch = CellBatch::new(&indptr, &genes, &values, &chunk)?;
         self.tokenizer.tokenize(&batch).map(Some)
     }
 }
