@@ -130,14 +130,6 @@ fn advise_huge_pages<T>(buffer: &mut Vec<T>) {
     #[cfg(target_os = "linux")]
     {
         const HUGE_PAGE: usize = 2 << 20;
-        const MADV_HUGEPAGE: std::ffi::c_int = 14;
-        extern "C" {
-            fn madvise(
-                addr: *mut std::ffi::c_void,
-                len: usize,
-                advice: std::ffi::c_int,
-            ) -> std::ffi::c_int;
-        }
         let start = buffer.as_mut_ptr() as usize;
         let end = start + buffer.capacity() * std::mem::size_of::<T>();
         let first = start.next_multiple_of(HUGE_PAGE);
@@ -147,7 +139,7 @@ fn advise_huge_pages<T>(buffer: &mut Vec<T>) {
             // mutably; MADV_HUGEPAGE is advice only (it never changes the memory's contents
             // or mapping), and a failure is harmless, so the result is ignored.
             unsafe {
-                madvise(first as *mut std::ffi::c_void, len, MADV_HUGEPAGE);
+                libc::madvise(first as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
             }
         }
     }

@@ -36,13 +36,10 @@ type Batch = std::result::Result<RecordBatch, ArrowError>;
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> std::ffi::c_int;
-        }
         // SAFETY: glibc's `malloc_trim` takes no pointers and locks each arena itself; it is
         // safe to call from any thread at any time.
         unsafe {
-            malloc_trim(0);
+            libc::malloc_trim(0);
         }
     }
 }
