@@ -377,7 +377,7 @@ impl GeneformerTokenizer {
     /// distinct through two correctly rounded f64 operations), so ranking the counts ranks x,
     /// and ties keep ascending gene order.
     ///
-    /// One pass sorts the kept entries into runs by count: 1, 2 and 3 (most entries of count
+    /// One pass sorts the kept entries into runs by count: 1 and 2 (most entries of count
     /// data) each append to a run of their own, larger counts to a run that is then ordered by
     /// a counting sort, counts above SMALL_COUNT (a handful) to a list sorted by comparison.
     /// The appends are branch-free: every entry is stored into each run and only the run it
