@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, Schema as ArrowSchema};
 use lance::deps::datafusion::common::DFSchema;
-use lance::deps::datafusion::logical_expr::ExprSchemable;
+use lance::deps::datafusion::logical_expr::{Expr, ExprSchemable};
 use lance_datafusion::planner::Planner;
 
 /// Tables with at most this many rows are filtered in memory.
@@ -58,37 +58,48 @@ impl ColumnCache {
     }
 }
 
-/// The columns a filter reads, when it is one this module evaluates: every column a top-level
-/// field of `schema`, the predicate boolean.
-pub fn columns_of(schema: &Arc<ArrowSchema>, filter: &str) -> Option<Vec<String>> {
-    let planner = Planner::new(schema.clone());
-    let expr = planner.parse_filter(filter).ok()?;
-    let names = Planner::column_names_in_expr(&expr);
-    names
-        .iter()
-        .all(|n| schema.field_with_name(n).is_ok())
-        .then_some(names)
+/// A filter parsed once against a table's schema, when it is one this module evaluates:
+/// every column it names a top-level field.
+pub struct Predicate {
+    expr: Expr,
+    columns: Vec<String>,
 }
 
-/// Evaluates `filter` on `batch` (which holds every column it names) as Lance's scanner would:
-/// `None` when the predicate is not boolean or does not evaluate, so the caller falls back.
-pub fn mask(batch: &RecordBatch, filter: &str) -> Option<BooleanArray> {
-    let schema = batch.schema();
-    let planner = Planner::new(schema.clone());
-    let expr = planner.parse_filter(filter).ok()?;
-    let df_schema = DFSchema::try_from(schema).ok()?;
-    let (_, field) = expr.to_field(&df_schema).ok()?;
-    if field.data_type() != &DataType::Boolean {
-        return None;
+impl Predicate {
+    pub fn parse(schema: &Arc<ArrowSchema>, filter: &str) -> Option<Self> {
+        let expr = Planner::new(schema.clone()).parse_filter(filter).ok()?;
+        let columns = Planner::column_names_in_expr(&expr);
+        columns
+            .iter()
+            .all(|n| schema.field_with_name(n).is_ok())
+            .then_some(Self { expr, columns })
     }
-    let expr = planner.optimize_expr(expr).ok()?;
-    let physical = planner.create_physical_expr(&expr).ok()?;
-    let values = physical
-        .evaluate(batch)
-        .ok()?
-        .into_array(batch.num_rows())
-        .ok()?;
-    values.as_any().downcast_ref::<BooleanArray>().cloned()
+
+    /// The columns the filter reads (names as the schema spells them).
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Evaluates the filter on `batch` (which holds every column it names) as Lance's scanner
+    /// would: `None` when the predicate is not boolean or does not evaluate, so the caller
+    /// falls back.
+    pub fn mask(&self, batch: &RecordBatch) -> Option<BooleanArray> {
+        let schema = batch.schema();
+        let df_schema = DFSchema::try_from(schema.clone()).ok()?;
+        let (_, field) = self.expr.to_field(&df_schema).ok()?;
+        if field.data_type() != &DataType::Boolean {
+            return None;
+        }
+        let planner = Planner::new(schema);
+        let expr = planner.optimize_expr(self.expr.clone()).ok()?;
+        let physical = planner.create_physical_expr(&expr).ok()?;
+        let values = physical
+            .evaluate(batch)
+            .ok()?
+            .into_array(batch.num_rows())
+            .ok()?;
+        values.as_any().downcast_ref::<BooleanArray>().cloned()
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +107,14 @@ mod tests {
     use super::*;
     use arrow_array::{Int64Array, StringArray};
     use arrow_schema::Field;
+
+    fn mask(batch: &RecordBatch, filter: &str) -> Option<BooleanArray> {
+        Predicate::parse(&batch.schema(), filter)?.mask(batch)
+    }
+
+    fn columns_of(schema: &Arc<ArrowSchema>, filter: &str) -> Option<Vec<String>> {
+        Predicate::parse(schema, filter).map(|p| p.columns().to_vec())
+    }
 
     fn batch() -> RecordBatch {
         let schema = Arc::new(ArrowSchema::new(vec![

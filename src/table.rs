@@ -203,9 +203,10 @@ impl Table {
         for column in columns {
             self.require_column(column)?;
         }
-        let Some(mut names) = memory_filter::columns_of(&self.schema, filter) else {
+        let Some(predicate) = memory_filter::Predicate::parse(&self.schema, filter) else {
             return Ok(None);
         };
+        let mut names = predicate.columns().to_vec();
         for column in columns {
             if !names.iter().any(|n| n == column) {
                 names.push(column.to_string());
@@ -231,7 +232,7 @@ impl Table {
         let schema = Arc::new(self.projected_schema(&refs)?);
         let batch = RecordBatch::try_new(schema, arrays)
             .map_err(|e| Error::storage(format!("reading table '{}'", self.role), e))?;
-        let Some(mask) = memory_filter::mask(&batch, filter) else {
+        let Some(mask) = predicate.mask(&batch) else {
             return Ok(None);
         };
         let positions: Vec<usize> = columns
@@ -251,12 +252,8 @@ impl Table {
         let indices = columns
             .iter()
             .map(|c| {
-                self.schema.index_of(c).map_err(|_| {
-                    Error::invalid_schema(format!(
-                        "table '{}' ({}) has no column '{c}'",
-                        self.role, self.uri
-                    ))
-                })
+                self.require_column(c)?;
+                Ok(self.schema.index_of(c).expect("the column exists"))
             })
             .collect::<Result<Vec<usize>>>()?;
         self.schema
