@@ -184,15 +184,13 @@ fn read(
 ) -> Result<(Vec<i64>, Vec<u32>, Values)> {
     match layer {
         None => dataset.cell_entries(cells),
-        Some(name) => {
-            let csr = dataset.layer_submatrix(
+        Some(name) => Ok(dataset
+            .layer_submatrix(
                 name,
                 &Selector::Ids(cells.into_iter().map(i64::from).collect()),
                 &Selector::All,
-            )?;
-            let genes = csr.indices.iter().map(|&g| g as u32).collect();
-            Ok((csr.indptr, genes, csr.data))
-        }
+            )?
+            .into_entries()),
     }
 }
 

@@ -266,9 +266,7 @@ impl Dataset {
             return Ok((indptr, rows.genes, rows.values));
         }
         let order = Resolved::Ids(rows.cells.clone());
-        let csr = matrix::assemble(&rows, &order, &Resolved::All(n_genes), n_genes)?;
-        let genes = csr.indices.iter().map(|&g| g as u32).collect();
-        Ok((csr.indptr, genes, csr.data))
+        Ok(matrix::assemble(&rows, &order, &Resolved::All(n_genes), n_genes)?.into_entries())
     }
 
     /// The expression table's rows of `cells` (ascending, unique), `columns` projected, read

@@ -20,6 +20,12 @@ impl Csr {
     pub fn nnz(&self) -> usize {
         self.indices.len()
     }
+
+    /// The rows as `(indptr, column ids, values)`, column ids unsigned as gene ids are.
+    pub(crate) fn into_entries(self) -> (Vec<i64>, Vec<u32>, Values) {
+        let columns = self.indices.iter().map(|&c| c as u32).collect();
+        (self.indptr, columns, self.data)
+    }
 }
 
 /// A dense row-major matrix (obsm/varm).
