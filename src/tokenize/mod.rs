@@ -256,9 +256,7 @@ where
                     values: Some(&mut *values),
                 };
                 let len = encode(s, i, row)?.min(l);
-                ids[len..].fill(pad.id);
-                values[len..].fill(pad.value);
-                set_mask(mask, len);
+                pad_row(ids, mask, Some(values), len, pad);
                 Ok(())
             }),
         None => ids
@@ -271,15 +269,25 @@ where
                     values: None,
                 };
                 let len = encode(s, i, row)?.min(l);
-                ids[len..].fill(pad.id);
-                set_mask(mask, len);
+                pad_row(ids, mask, None, len, pad);
                 Ok(())
             }),
     }
 }
 
-/// True on the first `len` positions, false after.
-fn set_mask(mask: &mut [bool], len: usize) {
+/// Pads a row after its first `len` positions (ids, and values if any) and sets its mask:
+/// true on those positions, false after.
+fn pad_row(
+    ids: &mut [i64],
+    mask: &mut [bool],
+    values: Option<&mut [f32]>,
+    len: usize,
+    pad: Padding,
+) {
+    ids[len..].fill(pad.id);
+    if let Some(values) = values {
+        values[len..].fill(pad.value);
+    }
     let (real, padding) = mask.split_at_mut(len);
     real.fill(true);
     padding.fill(false);
