@@ -24,7 +24,7 @@ from slaf import SLAFArray
 from slaf.convert import _jsonable, append, convert
 from slaf.errors import InvalidArgumentError, SLAFError
 
-from conftest import REAL, REPO
+from conftest import REAL, REPO, needs_shared
 
 SLAF_CLI = [sys.executable, "-m", "slaf.cli"]
 
@@ -137,6 +137,7 @@ def _expected(name: str) -> tuple[sp.csr_matrix, list[str], list[str]]:
     return _csr(adata.X), list(adata.obs_names), list(adata.var_names)
 
 
+@needs_shared
 @pytest.mark.parametrize("name", INPUTS)
 def test_every_real_input_reads_back_exactly(converted: dict[str, Path], name: str) -> None:
     x, cells, genes = _expected(name)
@@ -163,6 +164,7 @@ def test_every_real_input_reads_back_exactly(converted: dict[str, Path], name: s
     assert str(value_type) == ("uint16" if integral else "float")
 
 
+@needs_shared
 def test_h5ad_annotations_embeddings_pairwise_uns_and_raw(converted: dict[str, Path]) -> None:
     adata = ad.read_h5ad(REAL / "pbmc68k_reduced.h5ad")
     data = SLAFArray(converted["pbmc68k_reduced.h5ad"])
@@ -189,6 +191,7 @@ def test_h5ad_annotations_embeddings_pairwise_uns_and_raw(converted: dict[str, P
     assert_same_matrix(data.get_submatrix(slice(5, 9), layer="raw"), adata.raw.X[5:9])
 
 
+@needs_shared
 def test_many_obs_columns_keep_their_values(converted: dict[str, Path]) -> None:
     adata = ad.read_h5ad(REAL / "cellxgene_small_perturbations.h5ad")
     obs = SLAFArray(converted["cellxgene_small_perturbations.h5ad"]).obs
@@ -207,6 +210,7 @@ def _table_rows(path: Path, table: str) -> dict:
     return lance.dataset(path / f"{table}.lance").to_table().to_pydict()
 
 
+@needs_shared
 def test_10x_v3_mtx_and_h5_give_identical_datasets(converted: dict[str, Path]) -> None:
     a = converted["scanpy-10x-v3/filtered_feature_bc_matrix.h5"]
     b = converted["scanpy-10x-v3/filtered_feature_bc_matrix"]
@@ -222,6 +226,7 @@ def test_10x_v3_mtx_and_h5_give_identical_datasets(converted: dict[str, Path]) -
     assert SLAFArray(a).var.columns == ["gene_id", "gene_integer_id", "gene_ids", "feature_types"]
 
 
+@needs_shared
 def test_multiple_genomes_are_side_by_side(converted: dict[str, Path]) -> None:
     var = SLAFArray(converted["scanpy-10x-v2/multiple_genomes.h5"]).var
     with h5py.File(REAL / "scanpy-10x-v2/multiple_genomes.h5") as f:
@@ -639,6 +644,7 @@ np.save(out, dense)
 """
 
 
+@needs_shared
 @pytest.mark.parametrize(
     "name", ["cellxgene_small_perturbations.h5ad", "pbmc68k_reduced.h5ad", "multi"]
 )

@@ -12,7 +12,7 @@ import pytest
 import slaf
 from slaf import SLAFArray
 
-from conftest import FIXTURES
+from conftest import FIXTURES, needs_shared
 
 GOOD = FIXTURES / "pbmc10x_v3_mtx_chunked.slaf"
 
@@ -95,6 +95,7 @@ def test_shape_disagreeing_with_tables(tmp_path: Path) -> None:
         SLAFArray(path)
 
 
+@needs_shared
 def test_out_of_range_selectors() -> None:
     data = SLAFArray(GOOD)
     with pytest.raises(
@@ -106,6 +107,7 @@ def test_out_of_range_selectors() -> None:
         data.get_submatrix(None, -508)
 
 
+@needs_shared
 def test_unknown_names() -> None:
     data = SLAFArray(GOOD)
     with pytest.raises(slaf.UnknownNameError, match='unknown gene name: "NOT_A_GENE"') as info:
@@ -117,6 +119,7 @@ def test_unknown_names() -> None:
         data.obsm["X_umap"]
 
 
+@needs_shared
 def test_malformed_selectors() -> None:
     data = SLAFArray(GOOD)
     with pytest.raises(

@@ -10,13 +10,14 @@ import scipy.sparse as sp
 
 from slaf import SLAFArray
 
-from conftest import FIXTURES, source
+from conftest import FIXTURES, needs_shared, source
 
 
 def _dense(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
 
+@needs_shared
 def test_x_ids_and_order(fixture_name: str) -> None:
     adata = source(fixture_name)
     data = SLAFArray(FIXTURES / fixture_name)
@@ -35,6 +36,7 @@ def _expected_column(series: pd.Series) -> list:
     return series.tolist()
 
 
+@needs_shared
 @pytest.mark.parametrize("axis", ["obs", "var"])
 def test_annotation_columns(fixture_name: str, axis: str) -> None:
     adata = source(fixture_name)
@@ -60,6 +62,7 @@ def test_annotation_columns(fixture_name: str, axis: str) -> None:
             assert got == want, f"{axis}.{name}"
 
 
+@needs_shared
 def test_obsm_varm_obsp_uns(fixture_name: str) -> None:
     adata = source(fixture_name)
     data = SLAFArray(FIXTURES / fixture_name)
@@ -84,6 +87,7 @@ def test_obsm_varm_obsp_uns(fixture_name: str) -> None:
         assert data.uns == {}
 
 
+@needs_shared
 def test_pbmc68k_has_every_annotation() -> None:
     data = SLAFArray(FIXTURES / "pbmc68k_reduced_inmemory.slaf")
     assert sorted(data.obsm) == ["X_pca", "X_umap"]
@@ -93,6 +97,7 @@ def test_pbmc68k_has_every_annotation() -> None:
     assert data.uns["louvain"]["params"]["resolution"] == [1]
 
 
+@needs_shared
 def test_wrong_stored_start_index_is_not_trusted() -> None:
     # slafdb 0.5.2 stored offsets for this dataset that do not match its expression table.
     data = SLAFArray(FIXTURES / "perturb500_chunked.slaf")

@@ -8,7 +8,7 @@ import pytest
 
 from slaf import SLAFArray
 
-from conftest import FIXTURES, source
+from conftest import FIXTURES, needs_shared, source
 
 NAME = "perturb500_chunked.slaf"
 
@@ -23,6 +23,7 @@ def dense() -> np.ndarray:
     return source(NAME).X.toarray()
 
 
+@needs_shared
 def test_ids_in_any_order_with_repeats(data: SLAFArray, dense: np.ndarray) -> None:
     cells, genes = [499, 3, 3, 0, -1], [1999, 5, 0, 5]
     got = data.get_submatrix(cells, genes)
@@ -30,6 +31,7 @@ def test_ids_in_any_order_with_repeats(data: SLAFArray, dense: np.ndarray) -> No
     np.testing.assert_array_equal(got.toarray(), dense[np.ix_(cells, genes)])
 
 
+@needs_shared
 def test_slices_masks_and_arrays(data: SLAFArray, dense: np.ndarray) -> None:
     np.testing.assert_array_equal(data.get_submatrix(slice(10, 200, 7)).toarray(), dense[10:200:7])
     np.testing.assert_array_equal(
@@ -43,6 +45,7 @@ def test_slices_masks_and_arrays(data: SLAFArray, dense: np.ndarray) -> None:
     np.testing.assert_array_equal(data.get_submatrix(7).toarray(), dense[[7]])
 
 
+@needs_shared
 def test_names(data: SLAFArray, dense: np.ndarray) -> None:
     adata = source(NAME)
     cells = adata.obs_names[[10, 2]].tolist()
@@ -52,11 +55,13 @@ def test_names(data: SLAFArray, dense: np.ndarray) -> None:
     np.testing.assert_array_equal(data.get_submatrix(cells[0]).toarray(), dense[[10]])
 
 
+@needs_shared
 def test_empty_selection(data: SLAFArray) -> None:
     assert data.get_submatrix([], None).shape == (0, 2000)
     assert data.get_submatrix(None, []).nnz == 0
 
 
+@needs_shared
 def test_cell_expression_long_rows(data: SLAFArray, dense: np.ndarray) -> None:
     adata = source(NAME)
     frame = data.get_cell_expression([adata.obs_names[5], adata.obs_names[1]])
@@ -70,6 +75,7 @@ def test_cell_expression_long_rows(data: SLAFArray, dense: np.ndarray) -> None:
         assert rows["gene_id"].to_list() == adata.var_names[genes].tolist()
 
 
+@needs_shared
 def test_gene_expression_long_rows(data: SLAFArray, dense: np.ndarray) -> None:
     frame = data.get_gene_expression([12])
     np.testing.assert_array_equal(frame["cell_integer_id"].to_numpy(), np.flatnonzero(dense[:, 12]))

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, HAVE_SHARED, NO_SHARED, REPO, needs_shared
 
 SQL_DIR = REPO / "sql"
 REPOSITORY = REPO / "build" / "repository"
@@ -154,6 +154,8 @@ class CliEngine:
 
 def check(engine: PythonEngine | CliEngine, path: Path) -> None:
     """Runs every record of ``path`` on ``engine``, failing on the first mismatch."""
+    if not HAVE_SHARED and "${FIXTURES}" in path.read_text():
+        pytest.skip(NO_SHARED)
     for record in parse(path):
         where = f"{path.name}:{record.line} ({type(engine).__name__})"
         rows, error = engine.run(record.sql, record.kind == "query")
@@ -202,6 +204,7 @@ def test_sql_files_exist() -> None:
     assert {"slaf_info.test", "slaf_scan.test", "slaf_slice.test", "slaf_tokenize.test"} <= names
 
 
+@needs_shared
 def test_custom_repository_setting(extension_dir: Path) -> None:
     """``SET custom_extension_repository`` + plain ``INSTALL slaf`` also works."""
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})

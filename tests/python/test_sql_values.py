@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from slaf import SLAFArray
 from slaf.convert import append, convert
 
-from conftest import FIXTURES, REPO, source
+from conftest import FIXTURES, REPO, needs_shared, source
 
 REPOSITORY = REPO / "build" / "repository"
 
@@ -39,6 +39,7 @@ def coo_to_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tupl
     return sp.csr_matrix((vals.astype(np.float64), (rows, cols)), shape=shape)
 
 
+@needs_shared
 def test_obs_matches_python_view(con: duckdb.DuckDBPyConnection, fixture_name: str) -> None:
     path = FIXTURES / fixture_name
     obs = SLAFArray(path).obs
@@ -48,6 +49,7 @@ def test_obs_matches_python_view(con: duckdb.DuckDBPyConnection, fixture_name: s
         assert got[column].to_list() == obs[column].to_list(), column
 
 
+@needs_shared
 def test_expression_matches_anndata(con: duckdb.DuckDBPyConnection, fixture_name: str) -> None:
     path = FIXTURES / fixture_name
     x = sp.csr_matrix(source(fixture_name).X)
@@ -61,6 +63,7 @@ def test_expression_matches_anndata(con: duckdb.DuckDBPyConnection, fixture_name
     np.testing.assert_allclose(got.toarray(), x.toarray(), rtol=1e-6, atol=1e-6)
 
 
+@needs_shared
 def test_slice_matches_anndata(con: duckdb.DuckDBPyConnection, fixture_name: str) -> None:
     path = FIXTURES / fixture_name
     adata = source(fixture_name)
@@ -98,6 +101,7 @@ def test_slice_matches_anndata(con: duckdb.DuckDBPyConnection, fixture_name: str
     assert by_name[1] == pytest.approx(float(np.sum(rows["value"], dtype=np.float64)), rel=1e-6)
 
 
+@needs_shared
 def test_cell_filter_matches_python_view(con: duckdb.DuckDBPyConnection) -> None:
     path = FIXTURES / "pbmc68k_reduced_inmemory.slaf"
     data = SLAFArray(path)
@@ -117,6 +121,7 @@ def test_cell_filter_matches_python_view(con: duckdb.DuckDBPyConnection) -> None
     np.testing.assert_allclose(got.toarray(), want.toarray(), rtol=1e-6)
 
 
+@needs_shared
 def test_obsm_matches_anndata(con: duckdb.DuckDBPyConnection) -> None:
     name = "pbmc68k_reduced_inmemory.slaf"
     path = FIXTURES / name
@@ -127,6 +132,7 @@ def test_obsm_matches_anndata(con: duckdb.DuckDBPyConnection) -> None:
     np.testing.assert_allclose(got, source(name).obsm["X_umap"], rtol=1e-6)
 
 
+@needs_shared
 def test_geneformer_tokens_rank_the_cells_genes(con: duckdb.DuckDBPyConnection) -> None:
     """Each cell's tokens are its expressed genes (+4), in non-increasing count order."""
     name = "pbmc10x_v3_mtx_chunked.slaf"
@@ -164,6 +170,7 @@ def geneformer_tokens(x: sp.csr_matrix, gene_ids: list[int], max_genes: int) -> 
     return rows
 
 
+@needs_shared
 def test_geneformer_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -> None:
     """``genes :=`` by names: tokens are those of the Python view's submatrix of the genes."""
     path = FIXTURES / "pbmc10x_v3_mtx_chunked.slaf"
@@ -182,6 +189,7 @@ def test_geneformer_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -
     assert any(any(t != 0 for t in w) for w in want)
 
 
+@needs_shared
 def test_geneformer_tokens_of_a_gene_filter(con: duckdb.DuckDBPyConnection) -> None:
     """``gene_filter :=`` selects the genes the Python view's var selects; ``cells :=`` too."""
     path = FIXTURES / "perturb500_chunked.slaf"
@@ -199,6 +207,7 @@ def test_geneformer_tokens_of_a_gene_filter(con: duckdb.DuckDBPyConnection) -> N
     assert [list(r[1]) for r in rows] == want
 
 
+@needs_shared
 def test_scgpt_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -> None:
     """scGPT over selected genes: ``<cls>`` then exactly the cell's stored selected genes
     (all fit), in ascending gene order, with bins in 1..n_bins-1."""
@@ -346,6 +355,7 @@ def test_lance_rewrite_without_config_change_is_seen(
     assert scanned.fetchone()[0] == pytest.approx(2 * before)
 
 
+@needs_shared
 def test_errors_name_the_problem(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     with pytest.raises(duckdb.Error, match="not a SLAF dataset"):
         con.execute(f"SELECT * FROM slaf_info('{tmp_path}')")
