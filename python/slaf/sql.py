@@ -169,6 +169,13 @@ class QueryEngine:
         The dataset's table keys (``config["tables"]``).
     shape
         ``(n_cells, n_genes)``, to clip pushed-down id selections.
+
+    Examples
+    --------
+    >>> engine = QueryEngine("pbmc.slaf", ["cells", "genes", "expression"], (700, 765))
+    >>> engine.query("SELECT COUNT(*) AS n FROM cells")                # doctest: +SKIP
+    >>> engine.plan("SELECT * FROM expression WHERE cell_integer_id = 3").pushed  # doctest: +SKIP
+    True
     """
 
     def __init__(self, path: str, tables: list[str], shape: tuple[int, int]) -> None:
@@ -411,6 +418,11 @@ class _Pushdown:
         self.engine = engine
         self.cursor = cursor
         self.pushed = False
+        # The SELECT being rewritten: its references to the dataset's tables, whether its FROM
+        # holds anything else (then unqualified columns are not attributed), its WHERE conjuncts.
+        self.refs: list[_Ref] = []
+        self.others = False
+        self.where: list[dict] = []
 
     def rewrite(self, tree: dict) -> bool:
         """Rewrites ``tree`` in place; whether anything was pushed down."""
