@@ -12,11 +12,13 @@ from slaf._native import __version__
 from slaf.convert import convert
 from slaf.errors import (
     DatasetNotFoundError,
+    ExtensionNotFoundError,
     InvalidArgumentError,
     InvalidConfigError,
     InvalidDatasetError,
     MissingTableError,
     NotASLAFDatasetError,
+    QueryError,
     SelectionIndexError,
     SLAFError,
     StorageError,
@@ -40,11 +42,13 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DatasetNotFoundError",
+    "ExtensionNotFoundError",
     "InvalidArgumentError",
     "InvalidConfigError",
     "InvalidDatasetError",
     "MissingTableError",
     "NotASLAFDatasetError",
+    "QueryError",
     "SLAFArray",
     "SLAFError",
     "SelectionIndexError",

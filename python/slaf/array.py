@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -14,6 +14,11 @@ import scipy.sparse as sp
 
 from slaf import _native
 from slaf._selectors import to_native
+from slaf.errors import InvalidArgumentError
+from slaf.filters import filter_metadata
+
+if TYPE_CHECKING:
+    from slaf.sql import Plan, QueryEngine
 
 T = TypeVar("T")
 
@@ -83,6 +88,7 @@ class SLAFArray:
         self, slaf_path: str | os.PathLike[str], storage_options: dict[str, str] | None = None
     ) -> None:
         self.slaf_path = os.fspath(slaf_path)
+        self._storage_options = storage_options
         self._native = _native.NativeDataset(self.slaf_path, storage_options)
 
     @property
@@ -236,6 +242,125 @@ class SLAFArray:
         ids = np.frombuffer(self._native.resolve_genes(genes), dtype=np.uint32)
         matrix = _csr(self._native.submatrix(("all", None), genes))
         return self._long_frame(matrix, np.arange(self.n_cells, dtype=np.uint32), ids)
+
+    @cached_property
+    def _sql(self) -> QueryEngine:
+        from slaf.sql import QueryEngine  # DuckDB is imported on first query
+
+        if self._storage_options:
+            raise InvalidArgumentError(
+                "query() is not available on a dataset opened with storage_options: the "
+                "DuckDB extension it runs on opens datasets by path only (credentials come "
+                "from the environment)"
+            )
+        return QueryEngine(self.slaf_path, list(self.config.get("tables", {})), self.shape)
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """Run a SQL query over the tables ``cells``, ``genes``, ``expression`` (and
+        ``layers`` when the dataset has one).
+
+        The query runs in DuckDB with the SLAF extension, so it means what it means in the
+        DuckDB shell; as in slafdb, a double-quoted name that is not a column is a string
+        literal (``WHERE batch = "batch1"``). Restrictions of ``expression`` by cell or gene
+        ids (``=``, ``IN``, ranges, ``BETWEEN``) or by joins to ``cells`` / ``genes`` with
+        predicates on their columns read only the rows selected (see ``explain_query``).
+
+        Parameters
+        ----------
+        sql
+            One SELECT statement (or DESCRIBE / SHOW).
+
+        Returns
+        -------
+        polars.DataFrame
+            The result.
+
+        Raises
+        ------
+        slaf.errors.QueryError
+            (a ValueError) for a syntax error, an unknown table or column, or any other
+            error DuckDB reports; the message names the problem.
+
+        Examples
+        --------
+        >>> data = SLAFArray("pbmc.slaf")                                   # doctest: +SKIP
+        >>> data.query('''
+        ...     SELECT cell_type, AVG(total_counts) AS avg_counts FROM cells
+        ...     WHERE batch = "batch1" GROUP BY cell_type ORDER BY avg_counts DESC
+        ... ''')                                                             # doctest: +SKIP
+        >>> data.query("SELECT gene_integer_id, value FROM expression WHERE cell_integer_id = 5")
+        ... # doctest: +SKIP
+        """
+        return self._sql.query(sql)
+
+    def explain_query(self, sql: str) -> Plan:
+        """How ``query(sql)`` runs: the SQL DuckDB executes after the dialect and pushdown
+        rewrites (``slaf_slice(...)`` / ``slaf_scan(..., filter := ...)`` where rows are
+        selected), whether anything was pushed down, and which double-quoted names were read
+        as strings. The query is bound (errors are raised) but not executed.
+
+        Parameters
+        ----------
+        sql
+            As for :meth:`query`.
+
+        Returns
+        -------
+        slaf.sql.Plan
+            ``.sql``, ``.pushed``, ``.literals``; ``str(plan)`` is the SQL.
+
+        Examples
+        --------
+        >>> print(data.explain_query("SELECT * FROM expression WHERE cell_integer_id IN (1, 2)"))
+        ... # doctest: +SKIP
+        SELECT * FROM (SELECT ... FROM slaf_slice('/data/pbmc.slaf', cells := [1, 2]::BIGINT[])) ...
+        """
+        return self._sql.plan(sql)
+
+    def filter_cells(self, **filters: Any) -> pl.DataFrame:
+        """The obs rows whose columns satisfy every condition (slafdb's ``filter_cells``).
+
+        Parameters
+        ----------
+        **filters
+            ``column=value``: ``"T cell"`` (equality), ``["T cell", "B cell"]`` (membership),
+            ``">100"`` / ``">=100"`` / ``"<5"`` / ``"<=5"`` (numeric comparison), or a tuple
+            ``(low, high)`` (inclusive range, ``None`` for an open side).
+
+        Returns
+        -------
+        polars.DataFrame
+            Rows of :attr:`obs`, in cell order (all of them without conditions).
+
+        Raises
+        ------
+        slaf.errors.InvalidArgumentError
+            (a ValueError) for an unknown column or a condition that does not apply to it.
+
+        Examples
+        --------
+        >>> data.filter_cells(cell_type="T cells", total_counts=">1000")  # doctest: +SKIP
+        """
+        return filter_metadata(self.obs, filters, "cell")
+
+    def filter_genes(self, **filters: Any) -> pl.DataFrame:
+        """The var rows whose columns satisfy every condition (slafdb's ``filter_genes``).
+
+        Parameters
+        ----------
+        **filters
+            As for :meth:`filter_cells`.
+
+        Returns
+        -------
+        polars.DataFrame
+            Rows of :attr:`var`, in gene order.
+
+        Examples
+        --------
+        >>> data.filter_genes(highly_variable=True)                       # doctest: +SKIP
+        """
+        return filter_metadata(self.var, filters, "gene")
 
     def info(self) -> None:
         """Print a summary: shape, format version, stored values, tables and keys."""

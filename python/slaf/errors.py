@@ -50,13 +50,23 @@ class StorageError(SLAFError, OSError):
     """Reading the underlying storage failed."""
 
 
+class QueryError(SLAFError, ValueError):
+    """A SQL query is malformed or names a table or column the dataset does not have."""
+
+
+class ExtensionNotFoundError(SLAFError, ImportError):
+    """The DuckDB extension that ``SLAFArray.query`` loads is missing from the package."""
+
+
 __all__ = [
     "DatasetNotFoundError",
+    "ExtensionNotFoundError",
     "InvalidArgumentError",
     "InvalidConfigError",
     "InvalidDatasetError",
     "MissingTableError",
     "NotASLAFDatasetError",
+    "QueryError",
     "SLAFError",
     "SelectionIndexError",
     "StorageError",
