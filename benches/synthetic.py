@@ -211,6 +211,65 @@ def ensure_dataset(cells: int, genes: int, nnz: float, out_dir: Path | None = No
     return out
 
 
+def ensure_h5ad(slaf_path: Path) -> Path:
+    """The same data as the generated dataset at ``slaf_path``, as an uncompressed CSR h5ad.
+
+    Written once next to the dataset (``<name>.h5ad``), for peers that read h5ad (anndata
+    backed and in memory). obs is indexed by ``cell_id``, var by ``gene_id``, with the same
+    columns as the ``cells`` / ``genes`` tables; X holds the stored values as float32.
+
+    Parameters
+    ----------
+    slaf_path
+        A dataset made by :func:`generate` (cells stored in id order).
+
+    Returns
+    -------
+    Path
+        The h5ad file.
+    """
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    out = slaf_path.with_suffix(".h5ad")
+    if out.exists():
+        return out
+    print(f"writing {out.name} ...", flush=True)
+    config = json.loads((slaf_path / "config.json").read_text())
+    n_cells, n_genes = config["array_shape"]
+    table = lance.dataset(str(slaf_path / "expression.lance")).to_table(
+        columns=["cell_integer_id", "gene_integer_id", "value"]
+    )
+    cells = table.column("cell_integer_id").to_numpy()
+    indptr = np.zeros(n_cells + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cells, minlength=n_cells), out=indptr[1:])
+    del cells
+    x = sp.csr_matrix(
+        (
+            table.column("value").to_numpy().astype(np.float32),
+            table.column("gene_integer_id").to_numpy().astype(np.int32),
+            indptr,
+        ),
+        shape=(n_cells, n_genes),
+    )
+    del table
+
+    def frame(name: str, index: str, drop: list[str]) -> pd.DataFrame:
+        df = lance.dataset(str(slaf_path / name)).to_table().to_pandas()
+        df = df.sort_values(drop[0]).drop(columns=drop).set_index(index)
+        df.index = df.index.astype(str)
+        df.index.name = None
+        return df
+
+    obs = frame("cells.lance", "cell_id", ["cell_integer_id", "cell_start_index"])
+    var = frame("genes.lance", "gene_id", ["gene_integer_id"])
+    tmp = out.with_suffix(".h5ad.tmp")
+    ad.AnnData(X=x, obs=obs, var=var).write_h5ad(tmp)
+    tmp.rename(out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
