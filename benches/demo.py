@@ -38,7 +38,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     b_cells = obs.with_row_index("i").filter(pl.col("cell_type") == "B cell")["i"].to_numpy()
-    x = data.get_submatrix(b_cells)
+    x = data.get_submatrix(b_cells, format="csr")
     elapsed = time.perf_counter() - t0
     mean = np.asarray(x.mean(axis=0)).ravel()
     top = np.argsort(mean)[::-1][:5]
@@ -54,7 +54,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     picks = rng.choice(data.n_cells, size=1000, replace=False)
     t0 = time.perf_counter()
-    x = data.get_submatrix(picks)
+    x = data.get_submatrix(picks, format="csr")
     print(f"1,000 random cells: {x.nnz:,} values in {(time.perf_counter() - t0) * 1e3:.0f} ms")
     t0 = time.perf_counter()
     one = data.get_cell_expression(obs["cell_id"][123])

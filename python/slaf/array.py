@@ -6,13 +6,14 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
 from slaf import _native
+from slaf._compat import ignore_tuning
 from slaf._selectors import to_native
 from slaf.errors import InvalidArgumentError
 from slaf.filters import filter_metadata
@@ -85,8 +86,16 @@ class SLAFArray:
     """
 
     def __init__(
-        self, slaf_path: str | os.PathLike[str], storage_options: dict[str, str] | None = None
+        self,
+        slaf_path: str | os.PathLike[str],
+        storage_options: dict[str, str] | None = None,
+        load_metadata: bool | None = None,
+        cache_dir: str | None = None,
     ) -> None:
+        # slafdb loads obs/var in a background thread (load_metadata) and caches hub
+        # downloads (cache_dir); here obs/var are read on first access and paths are opened
+        # in place, so both only tune what does not exist.
+        ignore_tuning("SLAFArray", load_metadata=load_metadata, cache_dir=cache_dir)
         self.slaf_path = os.fspath(slaf_path)
         self._storage_options = storage_options
         self._native = _native.NativeDataset(self.slaf_path, storage_options)
@@ -174,28 +183,65 @@ class SLAFArray:
         return read
 
     def get_submatrix(
-        self, cell_selector: Any = None, gene_selector: Any = None, layer: str | None = None
-    ) -> sp.csr_matrix:
-        """Read ``X[cell_selector, gene_selector]`` as a CSR matrix.
+        self,
+        cell_selector: Any = None,
+        gene_selector: Any = None,
+        table_name: str = "expression",
+        layer_name: str | None = None,
+        *,
+        layer: str | None = None,
+        format: Literal["polars", "csr"] = "polars",
+    ) -> pl.DataFrame | sp.csr_matrix:
+        """Read ``X[cell_selector, gene_selector]`` (or a layer's).
 
         Parameters
         ----------
         cell_selector, gene_selector
             ``None`` / ``slice(None)`` for all; an int, slice, boolean mask, integer ids, a name
             or a list of names. Rows and columns come out in the order selected.
+        table_name, layer_name
+            slafdb's way to name a layer: ``table_name="layers", layer_name="spliced"``.
         layer
             Read this layer (see ``layer_names``) instead of X.
+        format
+            ``"polars"`` (slafdb's result, the default): a long frame of the stored values with
+            columns ``cell_id``, ``gene_id``, ``value``, cells in selection order and genes
+            ascending within a cell. ``"csr"``: a ``len(cells) × len(genes)`` matrix.
 
         Returns
         -------
-        scipy.sparse.csr_matrix
-            float32 (or float64 for 64-bit stored values), sorted indices.
+        polars.DataFrame or scipy.sparse.csr_matrix
+            Values are float32 (float64 when stored as 64-bit); CSR indices are sorted.
+
+        Examples
+        --------
+        >>> data = SLAFArray("pbmc.slaf")                                   # doctest: +SKIP
+        >>> data.get_submatrix(slice(0, 100), ["CD3E", "MS4A1"], format="csr")  # doctest: +SKIP
+        <100x2 sparse matrix of type '<class 'numpy.float32'>' ...>
+        >>> data.get_submatrix([0, 1]).columns                              # doctest: +SKIP
+        ['cell_id', 'gene_id', 'value']
         """
+        if table_name not in ("expression", "layers"):
+            raise InvalidArgumentError(
+                f'table_name must be "expression" or "layers", not {table_name!r}'
+            )
+        if table_name == "layers":
+            if layer_name is None and layer is None:
+                raise InvalidArgumentError('table_name="layers" needs layer_name=')
+            layer = layer if layer is not None else layer_name
+        if format not in ("polars", "csr"):
+            raise InvalidArgumentError(f'format must be "polars" or "csr", not {format!r}')
         cells = to_native(cell_selector, "cell")
         genes = to_native(gene_selector, "gene")
         if layer is not None:
-            return _csr(self._native.layer_submatrix(layer, cells, genes))
-        return _csr(self._native.submatrix(cells, genes))
+            matrix = _csr(self._native.layer_submatrix(layer, cells, genes))
+        else:
+            matrix = _csr(self._native.submatrix(cells, genes))
+        if format == "csr":
+            return matrix
+        cell_ids = np.frombuffer(self._native.resolve_cells(cells), dtype=np.uint32)
+        gene_ids = np.frombuffer(self._native.resolve_genes(genes), dtype=np.uint32)
+        return self._long_frame(matrix, cell_ids, gene_ids).select("cell_id", "gene_id", "value")
 
     def _long_frame(
         self, matrix: sp.csr_matrix, cell_ids: np.ndarray, gene_ids: np.ndarray
@@ -361,6 +407,33 @@ class SLAFArray:
         >>> data.filter_genes(highly_variable=True)                       # doctest: +SKIP
         """
         return filter_metadata(self.var, filters, "gene")
+
+    @cached_property
+    def layers(self) -> Mapping[str, sp.csr_matrix]:
+        """The layers as whole CSR matrices, each read on first access (see ``layer_names``)."""
+        return _LazyMapping(
+            self.layer_names, lambda k: self.get_submatrix(layer=k, format="csr"), "layers"
+        )
+
+    def is_metadata_ready(self) -> bool:
+        """Always ``True``: obs/var are read on first access, never in the background.
+
+        slafdb loads them in a thread; code that polls this keeps working.
+        """
+        return True
+
+    def is_metadata_loading(self) -> bool:
+        """Always ``False`` (see :meth:`is_metadata_ready`)."""
+        return False
+
+    def wait_for_metadata(self, timeout: float | None = None) -> None:
+        """Return at once: there is no background metadata load to wait for.
+
+        Parameters
+        ----------
+        timeout
+            Accepted for slafdb's signature.
+        """
 
     def info(self) -> None:
         """Print a summary: shape, format version, stored values, tables and keys."""

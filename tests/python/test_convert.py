@@ -143,14 +143,14 @@ def test_every_real_input_reads_back_exactly(converted: dict[str, Path], name: s
     x, cells, genes = _expected(name)
     data = SLAFArray(converted[name])
     assert data.shape == x.shape
-    assert_same_matrix(data.get_submatrix(), x)
+    assert_same_matrix(data.get_submatrix(format="csr"), x)
     assert data.obs["cell_id"].to_list() == cells
     assert data.var["gene_id"].to_list() == genes
     assert data.obs["cell_integer_id"].to_list() == list(range(len(cells)))
     assert data._native.start_index_source() == "stored"
     # A few cells one at a time, by name, through the stored cell_start_index.
     for i in [0, len(cells) // 2, len(cells) - 1]:
-        assert_same_matrix(data.get_submatrix([cells[i]]), x[i])
+        assert_same_matrix(data.get_submatrix([cells[i]], format="csr"), x[i])
     config = data.config
     assert config["format_version"] == "0.5"
     assert config["metadata"]["expression_count"] == x.nnz
@@ -187,8 +187,8 @@ def test_h5ad_annotations_embeddings_pairwise_uns_and_raw(converted: dict[str, P
     assert json.loads((converted["pbmc68k_reduced.h5ad"] / "uns.json").read_text()) == expected_uns
     assert _close(data.uns, expected_uns)
     assert data.layer_names == ["raw"]
-    assert_same_matrix(data.get_submatrix(layer="raw"), adata.raw.X)
-    assert_same_matrix(data.get_submatrix(slice(5, 9), layer="raw"), adata.raw.X[5:9])
+    assert_same_matrix(data.get_submatrix(layer="raw", format="csr"), adata.raw.X)
+    assert_same_matrix(data.get_submatrix(slice(5, 9), layer="raw", format="csr"), adata.raw.X[5:9])
 
 
 @needs_shared
@@ -240,9 +240,9 @@ def test_multiple_genomes_are_side_by_side(converted: dict[str, Path]) -> None:
 def _check_full(path: Path, adata: ad.AnnData) -> None:
     data = SLAFArray(path)
     assert data.shape == adata.shape
-    assert_same_matrix(data.get_submatrix(), adata.X)
+    assert_same_matrix(data.get_submatrix(format="csr"), adata.X)
     for layer in ("counts", "half"):
-        assert_same_matrix(data.get_submatrix(layer=layer), adata.layers[layer])
+        assert_same_matrix(data.get_submatrix(layer=layer, format="csr"), adata.layers[layer])
     np.testing.assert_array_equal(data.obsm["X_umap"], adata.obsm["X_umap"])
     assert data.obs["cell_id"].to_list() == list(adata.obs_names)
     assert data.obs["cell_type"].to_list() == [
@@ -252,8 +252,10 @@ def _check_full(path: Path, adata: ad.AnnData) -> None:
     assert data.obs["flag"].to_list() == [None if pd.isna(v) else v for v in adata.obs["flag"]]
     assert data.obs["label"].to_list() == [None if pd.isna(v) else v for v in adata.obs["label"]]
     # Cells of the second file, looked up by name and by id, through cell_start_index.
-    assert_same_matrix(data.get_submatrix(["cell200", "cell121"]), adata.X[[200, 121]])
-    assert_same_matrix(data.get_submatrix(250), adata.X[250])
+    assert_same_matrix(
+        data.get_submatrix(["cell200", "cell121"], format="csr"), adata.X[[200, 121]]
+    )
+    assert_same_matrix(data.get_submatrix(250, format="csr"), adata.X[250])
     starts = lance.dataset(path / "cells.lance").to_table().to_pydict()["cell_start_index"]
     assert starts == list(np.concatenate([[0], np.cumsum(np.diff(_csr(adata.X).indptr))[:-1]]))
     value = lance.dataset(path / "expression.lance").schema.field("value").type
@@ -278,7 +280,7 @@ def test_csc_and_dense_x(halves, tmp_path: Path) -> None:
         path = tmp_path / f"{kind}.h5ad"
         other.write_h5ad(path)
         data = SLAFArray(convert(path, tmp_path / f"{kind}.slaf", chunk_size=64))
-        assert_same_matrix(data.get_submatrix(), adata.X)
+        assert_same_matrix(data.get_submatrix(format="csr"), adata.X)
 
 
 def test_csc_x_and_layers_are_regrouped_in_bounded_blocks(
@@ -296,9 +298,9 @@ def test_csc_x_and_layers_are_regrouped_in_bounded_blocks(
     out = tmp_path / "out" / "csc.slaf"
     out.parent.mkdir()
     data = SLAFArray(convert(path, out, chunk_size=37))
-    assert_same_matrix(data.get_submatrix(), adata.X)
-    assert_same_matrix(data.get_submatrix(layer="counts"), adata.layers["counts"])
-    assert_same_matrix(data.get_submatrix([299, 0, 150]), adata.X[[299, 0, 150]])
+    assert_same_matrix(data.get_submatrix(format="csr"), adata.X)
+    assert_same_matrix(data.get_submatrix(layer="counts", format="csr"), adata.layers["counts"])
+    assert_same_matrix(data.get_submatrix([299, 0, 150], format="csr"), adata.X[[299, 0, 150]])
     # The scratch copy next to the output is gone.
     assert sorted(p.name for p in out.parent.iterdir()) == ["csc.slaf"]
 
@@ -336,7 +338,7 @@ def test_mtx_lines_in_any_order_are_read_in_bounded_blocks(
     folder = tmp_path / "mtx"
     _write_mtx(folder, x, np.random.default_rng(3), field)
     data = SLAFArray(convert(folder, tmp_path / "mtx.slaf", chunk_size=41))
-    assert_same_matrix(data.get_submatrix(), x)
+    assert_same_matrix(data.get_submatrix(format="csr"), x)
     value_type = lance.dataset(tmp_path / "mtx.slaf" / "expression.lance").schema.field("value")
     # Counts above 65535 (and quarters) are float32; the 0/1 pattern is uint16.
     assert str(value_type.type) == ("uint16" if field == "pattern" else "float")
@@ -370,7 +372,7 @@ def test_source_dtypes_unsorted_rows_and_repeated_genes(tmp_path: Path) -> None:
         out = Path(convert(path, tmp_path / f"{name}.slaf"))
         expected = x.copy()
         expected.sum_duplicates()
-        assert_same_matrix(SLAFArray(out).get_submatrix(), expected)
+        assert_same_matrix(SLAFArray(out).get_submatrix(format="csr"), expected)
         table = lance.dataset(out / "expression.lance")
         rows = table.to_table().to_pydict()
         assert rows["cell_integer_id"] == cells
@@ -439,7 +441,7 @@ def test_a_late_non_integer_value_makes_the_dataset_float32(tmp_path: Path) -> N
     ):
         target = out / f"{len(inputs)}{value_type}.slaf"
         data = SLAFArray(convert(inputs, target, chunk_size=64))
-        assert_same_matrix(data.get_submatrix(), expected)
+        assert_same_matrix(data.get_submatrix(format="csr"), expected)
         schema = lance.dataset(target / "expression.lance").schema
         assert str(schema.field("value").type) == value_type
         assert data.config["metadata"]["expression_stats"]["max_value"] == expected.data.max()

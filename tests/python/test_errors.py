@@ -101,17 +101,17 @@ def test_out_of_range_selectors() -> None:
     with pytest.raises(
         slaf.SelectionIndexError, match="cell index 1107 is out of range for 1107 cells"
     ) as info:
-        data.get_submatrix([0, 1107])
+        data.get_submatrix([0, 1107], format="csr")
     assert isinstance(info.value, IndexError)
     with pytest.raises(IndexError, match="gene index -508 is out of range"):
-        data.get_submatrix(None, -508)
+        data.get_submatrix(None, -508, format="csr")
 
 
 @needs_shared
 def test_unknown_names() -> None:
     data = SLAFArray(GOOD)
     with pytest.raises(slaf.UnknownNameError, match='unknown gene name: "NOT_A_GENE"') as info:
-        data.get_submatrix(None, ["CH507-9B2.2", "NOT_A_GENE"])
+        data.get_submatrix(None, ["CH507-9B2.2", "NOT_A_GENE"], format="csr")
     assert isinstance(info.value, KeyError)
     with pytest.raises(KeyError, match="unknown cell names"):
         data.get_cell_expression(["x", "y"])
@@ -125,15 +125,15 @@ def test_malformed_selectors() -> None:
     with pytest.raises(
         slaf.InvalidArgumentError, match="mask has length 3 but there are 1107 cells"
     ):
-        data.get_submatrix(np.array([True, False, True]))
+        data.get_submatrix(np.array([True, False, True]), format="csr")
     with pytest.raises(slaf.InvalidArgumentError, match="step cannot be zero"):
-        data.get_submatrix(slice(0, 10, 0))
+        data.get_submatrix(slice(0, 10, 0), format="csr")
     with pytest.raises(TypeError, match="dtype float64"):
-        data.get_submatrix([0.5, 1.5])
+        data.get_submatrix([0.5, 1.5], format="csr")
     with pytest.raises(TypeError, match="single boolean"):
-        data.get_submatrix(True)
+        data.get_submatrix(True, format="csr")
     with pytest.raises(TypeError, match="unsupported cell selector of type object"):
-        data.get_submatrix(object())
+        data.get_submatrix(object(), format="csr")
 
 
 def test_repeated_names_select_by_id_only(small_dataset: Path, tmp_path: Path) -> None:
@@ -149,6 +149,6 @@ def test_repeated_names_select_by_id_only(small_dataset: Path, tmp_path: Path) -
     lance.write_dataset(cells, str(path / "cells.lance"), mode="overwrite")
     data = SLAFArray(path)
     with pytest.raises(slaf.InvalidArgumentError, match="is shared by several cells"):
-        data.get_submatrix(names[0])
-    expected = data.get_submatrix([2]).toarray()
-    np.testing.assert_array_equal(data.get_submatrix(names[2]).toarray(), expected)
+        data.get_submatrix(names[0], format="csr")
+    expected = data.get_submatrix([2], format="csr").toarray()
+    np.testing.assert_array_equal(data.get_submatrix(names[2], format="csr").toarray(), expected)

@@ -24,7 +24,7 @@ def test_x_ids_and_order(fixture_name: str) -> None:
     assert data.shape == adata.shape
     assert data.obs["cell_id"].to_list() == adata.obs_names.tolist()
     assert data.var["gene_id"].to_list() == adata.var_names.tolist()
-    x = data.get_submatrix()
+    x = data.get_submatrix(format="csr")
     assert x.shape == adata.shape
     assert x.has_sorted_indices
     np.testing.assert_array_equal(x.toarray(), _dense(adata.X).astype(x.dtype))

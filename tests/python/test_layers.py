@@ -19,7 +19,7 @@ from slaf import SLAFArray
 def with_layers(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("layers") / "layers.slaf"
     shutil.copytree(small_dataset, path)
-    x = SLAFArray(path).get_submatrix().toarray()
+    x = SLAFArray(path).get_submatrix(format="csr").toarray()
     rng = np.random.default_rng(3)
     spliced = np.where(rng.random(x.shape) < 0.5, x, 0).astype(np.float32)
     # Dense rows like slafdb's chunked writer: every (cell, gene), null where not stored.
@@ -46,10 +46,10 @@ def test_layers_read_like_anndata(with_layers) -> None:
     data = SLAFArray(path)
     assert data.layer_names == ["spliced", "log"]
     cells, genes = [400, 2, 77], [5, 0, 299]
-    got = data.get_submatrix(cells, genes, layer="spliced")
+    got = data.get_submatrix(cells, genes, layer="spliced", format="csr")
     np.testing.assert_array_equal(got.toarray(), spliced[np.ix_(cells, genes)])
     assert got.nnz == np.count_nonzero(spliced[np.ix_(cells, genes)])
-    full = data.get_submatrix(layer="log")
+    full = data.get_submatrix(layer="log", format="csr")
     np.testing.assert_allclose(full.toarray(), log)
     assert full.nnz == np.count_nonzero(log)
 
@@ -57,6 +57,6 @@ def test_layers_read_like_anndata(with_layers) -> None:
 def test_unknown_layer(with_layers, small_dataset: Path) -> None:
     path, _, _ = with_layers
     with pytest.raises(slaf.UnknownNameError, match=r'no layer "nope".*available: spliced, log'):
-        SLAFArray(path).get_submatrix([0], layer="nope")
+        SLAFArray(path).get_submatrix([0], layer="nope", format="csr")
     with pytest.raises(KeyError, match="this dataset has no layers"):
-        SLAFArray(small_dataset).get_submatrix([0], layer="spliced")
+        SLAFArray(small_dataset).get_submatrix([0], layer="spliced", format="csr")

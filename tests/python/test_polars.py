@@ -142,7 +142,7 @@ def test_streaming_engine_and_small_batches() -> None:
         .sort("cell_integer_id")
         .collect(engine="streaming")
     )
-    x = slaf.SLAFArray(PERTURB).get_submatrix()
+    x = slaf.SLAFArray(PERTURB).get_submatrix(format="csr")
     sums = np.asarray(x.sum(axis=1)).ravel()
     ids = totals["cell_integer_id"].to_numpy()
     np.testing.assert_allclose(totals["value"].to_numpy(), sums[ids], rtol=1e-5)
@@ -160,7 +160,7 @@ def test_open_slafarray_is_accepted() -> None:
 @needs_shared
 def test_cells_x_equals_the_submatrix(fixture_name: str) -> None:
     path = FIXTURES / fixture_name
-    x = slaf.SLAFArray(path).get_submatrix()
+    x = slaf.SLAFArray(path).get_submatrix(format="csr")
     got = sp.scan_slaf(path, "cells_x").collect()
     assert got.columns == ["cell_integer_id", "gene_ids", "values"]
     assert got["cell_integer_id"].to_list() == list(range(x.shape[0]))
@@ -178,7 +178,7 @@ def test_cells_x_predicates_select_cells() -> None:
     got = lf.collect()
     assert got["cell_integer_id"].to_list() == [3, 5, 600]
     assert stats.rows_read == 3
-    x = slaf.SLAFArray(PBMC).get_submatrix([3, 5, 600])
+    x = slaf.SLAFArray(PBMC).get_submatrix([3, 5, 600], format="csr")
     assert got["gene_ids"].to_list() == [x[i].indices.tolist() for i in range(3)]
 
     louvain = lance_table(PBMC, "cells").filter(pl.col("louvain") == "3")

@@ -26,23 +26,27 @@ def dense() -> np.ndarray:
 @needs_shared
 def test_ids_in_any_order_with_repeats(data: SLAFArray, dense: np.ndarray) -> None:
     cells, genes = [499, 3, 3, 0, -1], [1999, 5, 0, 5]
-    got = data.get_submatrix(cells, genes)
+    got = data.get_submatrix(cells, genes, format="csr")
     assert got.has_sorted_indices
     np.testing.assert_array_equal(got.toarray(), dense[np.ix_(cells, genes)])
 
 
 @needs_shared
 def test_slices_masks_and_arrays(data: SLAFArray, dense: np.ndarray) -> None:
-    np.testing.assert_array_equal(data.get_submatrix(slice(10, 200, 7)).toarray(), dense[10:200:7])
     np.testing.assert_array_equal(
-        data.get_submatrix(slice(None, None, -50)).toarray(), dense[::-50]
+        data.get_submatrix(slice(10, 200, 7), format="csr").toarray(), dense[10:200:7]
+    )
+    np.testing.assert_array_equal(
+        data.get_submatrix(slice(None, None, -50), format="csr").toarray(), dense[::-50]
     )
     mask = np.zeros(2000, dtype=bool)
     mask[[3, 77, 1500]] = True
-    np.testing.assert_array_equal(data.get_submatrix(range(5), mask).toarray(), dense[:5][:, mask])
+    np.testing.assert_array_equal(
+        data.get_submatrix(range(5), mask, format="csr").toarray(), dense[:5][:, mask]
+    )
     ids = np.array([42, 7], dtype=np.uint16)
-    np.testing.assert_array_equal(data.get_submatrix(ids).toarray(), dense[[42, 7]])
-    np.testing.assert_array_equal(data.get_submatrix(7).toarray(), dense[[7]])
+    np.testing.assert_array_equal(data.get_submatrix(ids, format="csr").toarray(), dense[[42, 7]])
+    np.testing.assert_array_equal(data.get_submatrix(7, format="csr").toarray(), dense[[7]])
 
 
 @needs_shared
@@ -50,15 +54,15 @@ def test_names(data: SLAFArray, dense: np.ndarray) -> None:
     adata = source(NAME)
     cells = adata.obs_names[[10, 2]].tolist()
     genes = adata.var_names[[100, 4, 9]]
-    got = data.get_submatrix(cells, pl.Series(genes.tolist()))
+    got = data.get_submatrix(cells, pl.Series(genes.tolist()), format="csr")
     np.testing.assert_array_equal(got.toarray(), dense[np.ix_([10, 2], [100, 4, 9])])
-    np.testing.assert_array_equal(data.get_submatrix(cells[0]).toarray(), dense[[10]])
+    np.testing.assert_array_equal(data.get_submatrix(cells[0], format="csr").toarray(), dense[[10]])
 
 
 @needs_shared
 def test_empty_selection(data: SLAFArray) -> None:
-    assert data.get_submatrix([], None).shape == (0, 2000)
-    assert data.get_submatrix(None, []).nnz == 0
+    assert data.get_submatrix([], None, format="csr").shape == (0, 2000)
+    assert data.get_submatrix(None, [], format="csr").nnz == 0
 
 
 @needs_shared

@@ -106,7 +106,7 @@ def test_cell_filter_matches_python_view(con: duckdb.DuckDBPyConnection) -> None
     path = FIXTURES / "pbmc68k_reduced_inmemory.slaf"
     data = SLAFArray(path)
     ids = np.flatnonzero((data.obs["louvain"] == "3").to_numpy())
-    want = data.get_submatrix(ids.tolist())
+    want = data.get_submatrix(ids.tolist(), format="csr")
     rows = con.execute(
         f"SELECT cell_integer_id, gene_integer_id, value "
         f"FROM slaf_slice('{path}', cell_filter := 'louvain = ''3''')"
@@ -183,7 +183,7 @@ def test_geneformer_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -
         f"max_genes := 6) ORDER BY cell_integer_id",
         {"g": names[::-1]},  # selection order does not matter
     ).fetchall()
-    want = geneformer_tokens(sp.csr_matrix(data.get_submatrix(None, ids)), ids, 6)
+    want = geneformer_tokens(sp.csr_matrix(data.get_submatrix(None, ids, format="csr")), ids, 6)
     assert [r[0] for r in rows] == list(range(data.shape[0]))
     assert [list(r[1]) for r in rows] == want
     assert any(any(t != 0 for t in w) for w in want)
@@ -202,7 +202,7 @@ def test_geneformer_tokens_of_a_gene_filter(con: duckdb.DuckDBPyConnection) -> N
         f"gene_filter := 'mean_counts > 1.0', max_genes := 32) ORDER BY cell_integer_id",
         {"c": cells},
     ).fetchall()
-    want = geneformer_tokens(sp.csr_matrix(data.get_submatrix(cells, ids)), ids, 32)
+    want = geneformer_tokens(sp.csr_matrix(data.get_submatrix(cells, ids, format="csr")), ids, 32)
     assert [r[0] for r in rows] == cells
     assert [list(r[1]) for r in rows] == want
 
@@ -219,7 +219,7 @@ def test_scgpt_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -> Non
         f"tokenizer := 'scgpt', genes := '0:{data.shape[1]}:3', max_genes := 1000, n_bins := 11) "
         f"ORDER BY cell_integer_id"
     ).fetchall()
-    x = sp.csr_matrix(data.get_submatrix(None, ids))
+    x = sp.csr_matrix(data.get_submatrix(None, ids, format="csr"))
     assert len(rows) == data.shape[0]
     for cell, tokens, values in rows:
         row = x[cell]

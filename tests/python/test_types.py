@@ -41,10 +41,10 @@ def test_id_and_value_types(
         }
     )
     lance.write_dataset(typed, str(path / "expression.lance"), mode="overwrite")
-    expected = SLAFArray(small_dataset).get_submatrix([3, 100, 42]).toarray()
+    expected = SLAFArray(small_dataset).get_submatrix([3, 100, 42], format="csr").toarray()
     if pa.types.is_uint8(value_type):
         expected = np.minimum(expected, 255)
-    got = SLAFArray(path).get_submatrix([3, 100, 42])
+    got = SLAFArray(path).get_submatrix([3, 100, 42], format="csr")
     wide = pa.types.is_int64(value_type) or pa.types.is_float64(value_type)
     assert got.dtype == (np.float64 if wide else np.float32)
     np.testing.assert_array_equal(got.toarray(), expected)
@@ -59,17 +59,19 @@ def test_extra_string_columns_in_expression_are_ignored(
     table = lance.dataset(str(path / "expression.lance")).to_table()
     table = table.append_column("cell_id", table.column("cell_integer_id").cast(pa.string()))
     lance.write_dataset(table, str(path / "expression.lance"), mode="overwrite")
-    expected = SLAFArray(small_dataset).get_submatrix(slice(0, 50)).toarray()
-    np.testing.assert_array_equal(SLAFArray(path).get_submatrix(slice(0, 50)).toarray(), expected)
+    expected = SLAFArray(small_dataset).get_submatrix(slice(0, 50), format="csr").toarray()
+    np.testing.assert_array_equal(
+        SLAFArray(path).get_submatrix(slice(0, 50), format="csr").toarray(), expected
+    )
 
 
 def test_threads_share_one_dataset(small_dataset: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     data = SLAFArray(small_dataset)
-    full = data.get_submatrix().toarray()
+    full = data.get_submatrix(format="csr").toarray()
     picks = [np.random.default_rng(i).choice(500, size=40, replace=False) for i in range(16)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda p: data.get_submatrix(p).toarray(), picks))
+        results = list(pool.map(lambda p: data.get_submatrix(p, format="csr").toarray(), picks))
     for p, got in zip(picks, results, strict=True):
         np.testing.assert_array_equal(got, full[p])
