@@ -27,6 +27,7 @@ from slaf.errors import (
 
 if TYPE_CHECKING:
     from slaf.array import SLAFArray
+    from slaf.integrations.anndata import LazyAnnData, read_slaf
 
 
 def __getattr__(name: str) -> Any:
@@ -37,6 +38,15 @@ def __getattr__(name: str) -> Any:
 
         globals()["SLAFArray"] = SLAFArray
         return SLAFArray
+    if name in ("read_slaf", "LazyAnnData"):
+        from slaf.integrations import anndata
+
+        globals()[name] = getattr(anndata, name)
+        return globals()[name]
+    if name == "pp":
+        from slaf.integrations.scanpy import PP_ABSENT
+
+        raise ImportError(PP_ABSENT)
     raise AttributeError(f"module 'slaf' has no attribute {name!r}")
 
 
@@ -46,6 +56,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidConfigError",
     "InvalidDatasetError",
+    "LazyAnnData",
     "MissingTableError",
     "NotASLAFDatasetError",
     "QueryError",
@@ -56,4 +67,5 @@ __all__ = [
     "UnknownNameError",
     "__version__",
     "convert",
+    "read_slaf",
 ]

@@ -1,0 +1,739 @@
+"""``read_slaf`` → ``LazyAnnData``: a SLAF dataset in AnnData's shape, read only when asked.
+
+A view is the dataset plus two position arrays (selected cells, selected genes; ``None`` for
+all). Slicing composes positions and reads nothing; obs/var are read once per dataset and
+shared by its views; expression is read by ``X.compute()`` (only the selected cells' rows)
+or streamed in cell chunks by the reductions, so nothing proportional to the whole of X is
+held unless asked for.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import os
+from collections.abc import Iterator, Mapping
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import scipy.sparse as sp
+
+from slaf._compat import ignore_tuning
+from slaf.array import SLAFArray
+
+# Stored values per chunk when X is streamed: ~48 MB of values, indices and row ids.
+_VALUES_PER_CHUNK = 4_000_000
+
+Positions = np.ndarray | None  # int64 positions into the dataset's axis; None = all of it
+
+
+# ---------------------------------------------------------------------------------------------
+# Selectors: every AnnData index form → positions relative to the current view
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_array(key: Any) -> np.ndarray:
+    if isinstance(key, pl.Series):
+        return key.to_numpy()
+    if isinstance(key, pd.Series | pd.Index):
+        if isinstance(key.dtype, pd.CategoricalDtype):
+            return np.asarray(key.astype(str))
+        return key.to_numpy()
+    if isinstance(key, np.ndarray):
+        return key
+    items = list(key)
+    kinds = {_kind(item) for item in items}
+    if len(kinds) > 1:
+        # AnnData refuses mixed lists too; say which item does not fit instead of
+        # letting numpy turn 0 into the name "0".
+        first = _kind(items[0])
+        odd = next(item for item in items if _kind(item) != first)
+        raise TypeError(
+            f"an index list must be all integers, all names or all booleans; "
+            f"{odd!r} ({type(odd).__name__}) does not match {items[0]!r}"
+        )
+    if not items:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(items, dtype=object if kinds == {"name"} else None)
+
+
+def _kind(item: Any) -> str:
+    if isinstance(item, bool | np.bool_):
+        return "bool"
+    if isinstance(item, int | np.integer):
+        return "int"
+    if isinstance(item, str):
+        return "name"
+    return type(item).__name__
+
+
+def _positions(key: Any, names: pd.Index, what: str) -> Positions:
+    """Positions (into the current view's axis of length ``len(names)``) that ``key`` selects.
+
+    ``None`` means the whole axis in order, so a full slice stays a no-op.
+    """
+    n = len(names)
+    if key is None or key is Ellipsis:
+        return None
+    if isinstance(key, slice):
+        if key == slice(None):
+            return None
+        return np.arange(n, dtype=np.int64)[key]
+    if isinstance(key, range):
+        key = np.asarray(key, dtype=np.int64)
+    if isinstance(key, bool | np.bool_):
+        raise TypeError(f"a single boolean is not a {what} index; use a boolean mask")
+    if isinstance(key, int | np.integer):
+        i = int(key)
+        if not -n <= i < n:
+            raise IndexError(f"{what} index {i} is out of range for {n} {what}s")
+        return np.array([i % n], dtype=np.int64)
+    if isinstance(key, str):
+        return _by_name(np.array([key], dtype=object), names, what)
+    if sp.issparse(key) or (isinstance(key, np.ndarray) and key.ndim > 1):
+        shape = getattr(key, "shape", None)
+        raise IndexError(f"a {what} index must be one-dimensional, not of shape {shape}")
+    try:
+        values = _as_array(key)
+    except TypeError as err:
+        if "not iterable" in str(err):
+            raise TypeError(f"cannot index {what}s with {type(key).__name__}: {key!r}") from None
+        raise
+    if values.dtype == bool:
+        if len(values) != n:
+            raise IndexError(
+                f"boolean {what} mask has length {len(values)}, but there are {n} {what}s"
+            )
+        return np.flatnonzero(values).astype(np.int64)
+    if values.dtype.kind in "iu":
+        if len(values) and (values.max() >= n or values.min() < -n):
+            bad = values[(values >= n) | (values < -n)][0]
+            raise IndexError(f"{what} index {int(bad)} is out of range for {n} {what}s")
+        return np.where(values < 0, values + n, values).astype(np.int64)
+    if values.dtype.kind in "OUS":
+        return _by_name(values, names, what)
+    raise TypeError(
+        f"cannot index {what}s with an array of {values.dtype}: use integers, names or a mask"
+    )
+
+
+def _by_name(values: np.ndarray, names: pd.Index, what: str) -> np.ndarray:
+    found = names.get_indexer(values)
+    if (found < 0).any():
+        missing = [str(v) for v in values[found < 0][:5]]
+        raise KeyError(f"unknown {what} name(s): {', '.join(missing)}")
+    return found.astype(np.int64)
+
+
+def _split(key: Any) -> tuple[Any, Any]:
+    """``adata[rows]`` / ``adata[rows, cols]`` → (rows, cols)."""
+    if isinstance(key, tuple):
+        if len(key) == 1:
+            return key[0], None
+        if len(key) == 2:
+            if key[0] is Ellipsis:
+                return None, key[1]
+            return key
+        raise IndexError(f"AnnData takes at most two indices (cells, genes), not {len(key)}")
+    return key, None
+
+
+def _compose(outer: Positions, inner: Positions) -> Positions:
+    """Positions in the dataset after selecting ``inner`` within the view ``outer``."""
+    if inner is None:
+        return outer
+    if outer is None:
+        return inner
+    return outer[inner]
+
+
+def _count(positions: Positions, total: int) -> int:
+    return total if positions is None else len(positions)
+
+
+def _selector(positions: Positions) -> Any:
+    return None if positions is None else positions
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared per-dataset state
+# ---------------------------------------------------------------------------------------------
+
+
+def _pandas(frame: pl.DataFrame, name_column: str, id_column: str) -> pd.DataFrame:
+    """obs/var as anndata has them: indexed by name, without our id columns, with the
+    strings anndata would store as categoricals (fewer distinct values than rows) as such."""
+    out = frame.drop(id_column).to_pandas()
+    index = pd.Index(out.pop(name_column).astype(str).to_numpy(dtype=object), name=None)
+    out.index = index
+    for column in out.columns:
+        values = out[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+            if values.map(lambda v: isinstance(v, str) or v is None).all():
+                if values.nunique(dropna=True) < len(values):
+                    out[column] = values.astype("category")
+    return out
+
+
+class _Dataset:
+    """What every view of one dataset shares: the array and its obs/var, read once."""
+
+    def __init__(self, array: SLAFArray) -> None:
+        self.array = array
+
+    @cached_property
+    def obs(self) -> pd.DataFrame:
+        return _pandas(self.array.obs, "cell_id", "cell_integer_id")
+
+    @cached_property
+    def var(self) -> pd.DataFrame:
+        return _pandas(self.array.var, "gene_id", "gene_integer_id")
+
+    @cached_property
+    def values_per_cell(self) -> float:
+        return self.array.nnz / max(1, self.array.n_cells)
+
+
+# ---------------------------------------------------------------------------------------------
+# X and layers
+# ---------------------------------------------------------------------------------------------
+
+
+class LazyExpressionMatrix:
+    """X (or a layer) of a view: nothing is read until ``compute()``, ``toarray()`` or a
+    reduction.
+
+    Examples
+    --------
+    >>> adata = read_slaf("pbmc.slaf")                                   # doctest: +SKIP
+    >>> adata.X[:100].compute()                                          # doctest: +SKIP
+    <100x765 sparse matrix of type '<class 'numpy.float32'>' ...>
+    >>> adata.X.mean(axis=0).shape                                       # doctest: +SKIP
+    (1, 765)
+    """
+
+    def __init__(
+        self, dataset: _Dataset, cells: Positions, genes: Positions, layer: str | None = None
+    ) -> None:
+        self._dataset = dataset
+        self._cells = cells
+        self._genes = genes
+        self.layer = layer
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_obs, n_vars)`` of the selection."""
+        n_cells, n_genes = self._dataset.array.shape
+        return _count(self._cells, n_cells), _count(self._genes, n_genes)
+
+    @property
+    def ndim(self) -> int:
+        """2."""
+        return 2
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype ``compute()`` returns."""
+        return self._read(np.zeros(0, dtype=np.int64)).dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> LazyExpressionMatrix:
+        rows, cols = _split(key)
+        obs_names = self._names(self._dataset.obs.index, self._cells)
+        var_names = self._names(self._dataset.var.index, self._genes)
+        return LazyExpressionMatrix(
+            self._dataset,
+            _compose(self._cells, _positions(rows, obs_names, "cell")),
+            _compose(self._genes, _positions(cols, var_names, "gene")),
+            self.layer,
+        )
+
+    @staticmethod
+    def _names(index: pd.Index, positions: Positions) -> pd.Index:
+        return index if positions is None else index[positions]
+
+    def _read(self, cells: Any) -> sp.csr_matrix:
+        return self._dataset.array.get_submatrix(
+            cells, _selector(self._genes), layer=self.layer, format="csr"
+        )
+
+    def compute(self, fragments: bool | None = None) -> sp.csr_matrix:
+        """Read the selection as a CSR matrix (only the selected cells' rows are read).
+
+        Parameters
+        ----------
+        fragments
+            Accepted for slafdb's signature.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+            ``n_obs × n_vars``, rows and columns in selection order.
+        """
+        ignore_tuning("LazyExpressionMatrix.compute", fragments=fragments)
+        return self._read(_selector(self._cells))
+
+    def toarray(self) -> np.ndarray:
+        """The selection as a dense array."""
+        return self.compute().toarray()
+
+    def todense(self) -> np.matrix:
+        """The selection as a dense ``numpy.matrix`` (as scipy's ``todense``)."""
+        return self.compute().todense()
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        dense = self.toarray()
+        return dense if dtype is None else dense.astype(dtype)
+
+    def chunks(self) -> Iterator[sp.csr_matrix]:
+        """The selection as consecutive CSR row blocks (a few million values each).
+
+        Yields
+        ------
+        scipy.sparse.csr_matrix
+            Rows ``[k, k + len(block))`` of the selection, in order.
+        """
+        n_cells = self.shape[0]
+        step = max(1, int(_VALUES_PER_CHUNK / max(1.0, self._dataset.values_per_cell)))
+        for lo in range(0, n_cells, step):
+            hi = min(n_cells, lo + step)
+            cells = slice(lo, hi) if self._cells is None else self._cells[lo:hi]
+            yield self._read(cells)
+
+    def _moments(self, axis: int | None, power: int) -> list[np.ndarray]:
+        """Sums of x**p for p = 1..power along ``axis`` (float64), streamed."""
+        n_cells, n_genes = self.shape
+        width = {0: n_genes, 1: n_cells, None: 1}[axis]
+        sums = [np.zeros(width) for _ in range(power)]
+        row = 0
+        for block in self.chunks():
+            values = block.data.astype(np.float64)
+            for p in range(power):
+                weights = values ** (p + 1)
+                if axis == 0:
+                    sums[p] += np.bincount(block.indices, weights=weights, minlength=n_genes)
+                elif axis == 1:
+                    rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+                    sums[p][row : row + block.shape[0]] = np.bincount(
+                        rows, weights=weights, minlength=block.shape[0]
+                    )
+                else:
+                    sums[p] += weights.sum()
+            row += block.shape[0]
+        return sums
+
+    @staticmethod
+    def _check_axis(axis: int | None) -> int | None:
+        if axis is not None and axis not in (0, 1, -1, -2):
+            raise ValueError(f"axis must be None, 0 or 1, not {axis!r}")
+        return None if axis is None else axis % 2
+
+    def _shaped(self, values: np.ndarray, axis: int | None) -> Any:
+        # Shapes as scipy's (and slafdb's): (1, n_vars) for axis 0, (n_obs, 1) for axis 1.
+        if axis is None:
+            return float(values[0])
+        return values.reshape((1, -1) if axis == 0 else (-1, 1))
+
+    def sum(self, axis: int | None = None, fragments: bool | None = None) -> Any:
+        """Sum over all values (``axis=None``), per gene (``0``) or per cell (``1``).
+
+        Streamed over cell chunks; float64.
+
+        Parameters
+        ----------
+        axis
+            ``None``, ``0`` or ``1``.
+        fragments
+            Accepted for slafdb's signature.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            A float, or an array of shape ``(1, n_vars)`` / ``(n_obs, 1)``.
+
+        Examples
+        --------
+        >>> read_slaf("pbmc.slaf").X.sum(axis=1).shape                      # doctest: +SKIP
+        (700, 1)
+        """
+        ignore_tuning("LazyExpressionMatrix.sum", fragments=fragments)
+        axis = self._check_axis(axis)
+        return self._shaped(self._moments(axis, 1)[0], axis)
+
+    def _count_along(self, axis: int | None) -> int:
+        n_cells, n_genes = self.shape
+        return {0: n_cells, 1: n_genes, None: n_cells * n_genes}[axis]
+
+    def mean(self, axis: int | None = None, fragments: bool | None = None) -> Any:
+        """Mean over all values, per gene (``axis=0``) or per cell (``axis=1``), zeros
+        included. Streamed; float64. Shapes as :meth:`sum`.
+
+        Examples
+        --------
+        >>> read_slaf("pbmc.slaf").X.mean(axis=0).shape                     # doctest: +SKIP
+        (1, 765)
+        """
+        ignore_tuning("LazyExpressionMatrix.mean", fragments=fragments)
+        axis = self._check_axis(axis)
+        total = self._moments(axis, 1)[0]
+        return self._shaped(total / max(1, self._count_along(axis)), axis)
+
+    def var(self, axis: int | None = None, ddof: int = 0) -> Any:
+        """Variance (numpy's definition, ``ddof=0`` by default), zeros included. Streamed in
+        one pass of float64 sums. Shapes as :meth:`sum`.
+
+        Examples
+        --------
+        >>> read_slaf("pbmc.slaf").X.var(axis=0).shape                      # doctest: +SKIP
+        (1, 765)
+        """
+        axis = self._check_axis(axis)
+        n = self._count_along(axis)
+        total, squares = self._moments(axis, 2)
+        mean = total / max(1, n)
+        variance = (squares - n * mean**2) / max(1, n - ddof)
+        return self._shaped(np.maximum(variance, 0.0), axis)
+
+    def std(self, axis: int | None = None, ddof: int = 0) -> Any:
+        """Standard deviation: the square root of :meth:`var`."""
+        return np.sqrt(self.var(axis, ddof))
+
+    def __repr__(self) -> str:
+        what = "X" if self.layer is None else f"layer {self.layer!r}"
+        n_obs, n_vars = self.shape
+        return f"LazyExpressionMatrix({what}, {n_obs} × {n_vars}; not read)"
+
+
+class _ReadOnly(Mapping[str, Any]):
+    """obsm/varm/obsp/varp/layers of a view: values are cut to the view on access."""
+
+    def __init__(self, keys: list[str], get: Any, what: str) -> None:
+        self._keys = list(keys)
+        self._get = get
+        self._what = what
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys:
+            raise KeyError(f"no {self._what} key {key!r} (available: {self._keys or 'none'})")
+        return self._get(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise NotImplementedError(
+            f"writing {self._what} back to a SLAF dataset is not available yet; "
+            "to_memory() gives an anndata.AnnData you can change"
+        )
+
+    __delitem__ = __setitem__
+
+    def __repr__(self) -> str:
+        return f"{self._what}: {', '.join(self._keys) or '(none)'}"
+
+
+# ---------------------------------------------------------------------------------------------
+# LazyAnnData
+# ---------------------------------------------------------------------------------------------
+
+
+class LazyAnnData:
+    """An AnnData-shaped view of a SLAF dataset; slicing reads nothing.
+
+    ``obs`` / ``var`` are pandas DataFrames indexed by ``obs_names`` / ``var_names`` (read
+    once per dataset); ``X`` and ``layers`` are :class:`LazyExpressionMatrix`; ``obsm``,
+    ``varm``, ``obsp``, ``varp`` give arrays cut to the view; ``to_memory()`` makes a real
+    ``anndata.AnnData`` of the view.
+
+    Parameters
+    ----------
+    slaf_array
+        An open :class:`~slaf.array.SLAFArray`, or a dataset path / URI.
+    backend
+        Accepted for slafdb's signature.
+    storage_options
+        Object-store options when ``slaf_array`` is a path.
+
+    Examples
+    --------
+    >>> from slaf.integrations import read_slaf
+    >>> adata = read_slaf("pbmc.slaf")                                   # doctest: +SKIP
+    >>> subset = adata[adata.obs.cell_type == "B cells", :]              # doctest: +SKIP
+    >>> subset[:10].X.compute()                                          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        slaf_array: SLAFArray | str | os.PathLike[str],
+        backend: str = "auto",
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        if backend != "auto":
+            ignore_tuning("LazyAnnData", backend=backend)
+        self.backend = backend
+        if not isinstance(slaf_array, SLAFArray):
+            slaf_array = SLAFArray(slaf_array, storage_options)
+        self._dataset = _Dataset(slaf_array)
+        self._cells: Positions = None
+        self._genes: Positions = None
+
+    def _view(self, cells: Positions, genes: Positions) -> LazyAnnData:
+        view = object.__new__(LazyAnnData)
+        view.backend = self.backend
+        view._dataset = self._dataset
+        view._cells = cells
+        view._genes = genes
+        return view
+
+    @property
+    def slaf(self) -> SLAFArray:
+        """The underlying :class:`~slaf.array.SLAFArray` (as in slafdb)."""
+        return self._dataset.array
+
+    @property
+    def is_view(self) -> bool:
+        """``True`` when this is a selection of the dataset rather than all of it."""
+        return self._cells is not None or self._genes is not None
+
+    # -- shape and names ---------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_obs, n_vars)``."""
+        n_cells, n_genes = self._dataset.array.shape
+        return _count(self._cells, n_cells), _count(self._genes, n_genes)
+
+    @property
+    def n_obs(self) -> int:
+        """Number of cells in the view."""
+        return self.shape[0]
+
+    @property
+    def n_vars(self) -> int:
+        """Number of genes in the view."""
+        return self.shape[1]
+
+    def __len__(self) -> int:
+        return self.n_obs
+
+    @cached_property
+    def obs(self) -> pd.DataFrame:
+        """Cell annotations of the view, indexed by ``obs_names`` (a pandas DataFrame)."""
+        full = self._dataset.obs
+        return full if self._cells is None else full.iloc[self._cells]
+
+    @cached_property
+    def var(self) -> pd.DataFrame:
+        """Gene annotations of the view, indexed by ``var_names`` (a pandas DataFrame)."""
+        full = self._dataset.var
+        return full if self._genes is None else full.iloc[self._genes]
+
+    @property
+    def obs_names(self) -> pd.Index:
+        """Cell names (``cell_id``) of the view."""
+        return self.obs.index
+
+    @property
+    def var_names(self) -> pd.Index:
+        """Gene names (``gene_id``) of the view."""
+        return self.var.index
+
+    def obs_keys(self) -> list[str]:
+        """Columns of :attr:`obs`."""
+        return list(self.obs.columns)
+
+    def var_keys(self) -> list[str]:
+        """Columns of :attr:`var`."""
+        return list(self.var.columns)
+
+    # -- matrices ----------------------------------------------------------------------------
+
+    @property
+    def X(self) -> LazyExpressionMatrix:
+        """The expression matrix of the view, lazy."""
+        return LazyExpressionMatrix(self._dataset, self._cells, self._genes)
+
+    @property
+    def layers(self) -> Mapping[str, LazyExpressionMatrix]:
+        """The dataset's layers, each a lazy matrix over the view."""
+        return _ReadOnly(
+            self._dataset.array.layer_names,
+            lambda k: LazyExpressionMatrix(self._dataset, self._cells, self._genes, k),
+            "layers",
+        )
+
+    def _cut(self, source: Mapping[str, Any], rows: Positions, both: bool) -> Any:
+        def get(key: str) -> Any:
+            value = source[key]
+            if rows is None:
+                return value
+            value = value[rows]
+            return value[:, rows] if both else value
+
+        return _ReadOnly(list(source), get, "")
+
+    @property
+    def obsm(self) -> Mapping[str, np.ndarray]:
+        """Cell embeddings, rows cut to the view."""
+        return self._named(self._cut(self.slaf.obsm, self._cells, False), "obsm")
+
+    @property
+    def varm(self) -> Mapping[str, np.ndarray]:
+        """Gene embeddings, rows cut to the view."""
+        return self._named(self._cut(self.slaf.varm, self._genes, False), "varm")
+
+    @property
+    def obsp(self) -> Mapping[str, sp.csr_matrix]:
+        """Pairwise cell matrices (CSR), rows and columns cut to the view."""
+        return self._named(self._cut(self.slaf.obsp, self._cells, True), "obsp")
+
+    @property
+    def varp(self) -> Mapping[str, sp.csr_matrix]:
+        """Pairwise gene matrices (CSR), rows and columns cut to the view."""
+        return self._named(self._cut(self.slaf.varp, self._genes, True), "varp")
+
+    @staticmethod
+    def _named(mapping: _ReadOnly, what: str) -> _ReadOnly:
+        mapping._what = what
+        return mapping
+
+    @property
+    def uns(self) -> dict[str, Any]:
+        """Unstructured metadata (from ``uns.json``)."""
+        return self.slaf.uns
+
+    @property
+    def raw(self) -> None:
+        """``None``: SLAF stores a source's ``raw`` as the layer ``"raw"`` (see ``layers``)."""
+        return None
+
+    # -- selection ---------------------------------------------------------------------------
+
+    def __getitem__(self, key: Any) -> LazyAnnData:
+        rows, cols = _split(key)
+        cells = _positions(rows, self.obs_names, "cell") if rows is not None else None
+        genes = _positions(cols, self.var_names, "gene") if cols is not None else None
+        return self._view(_compose(self._cells, cells), _compose(self._genes, genes))
+
+    def copy(self) -> LazyAnnData:
+        """A lazy view of the same selection (nothing is read or copied).
+
+        Returns
+        -------
+        LazyAnnData
+            With its own obs/var frames, so changing one does not change the other.
+        """
+        view = self._view(self._cells, self._genes)
+        view.obs = self.obs.copy()
+        view.var = self.var.copy()
+        return view
+
+    # -- materialising -----------------------------------------------------------------------
+
+    def to_memory(self) -> Any:
+        """Read the view into a real ``anndata.AnnData``.
+
+        X and layers as CSR; obs, var, obsm, varm, obsp, varp cut to the view; uns copied.
+
+        Returns
+        -------
+        anndata.AnnData
+
+        Examples
+        --------
+        >>> adata = read_slaf("pbmc.slaf")                                   # doctest: +SKIP
+        >>> small = adata[:100].to_memory()                                  # doctest: +SKIP
+        >>> import scanpy as sc; sc.pp.normalize_total(small)                # doctest: +SKIP
+        """
+        import anndata
+
+        return anndata.AnnData(
+            X=self.X.compute(),
+            obs=self.obs.copy(),
+            var=self.var.copy(),
+            layers={k: v.compute() for k, v in self.layers.items()},
+            obsm={k: np.array(v) for k, v in self.obsm.items()},
+            varm={k: np.array(v) for k, v in self.varm.items()},
+            obsp=dict(self.obsp.items()),
+            varp=dict(self.varp.items()),
+            uns=_copy.deepcopy(self.uns),
+        )
+
+    def compute(self) -> Any:
+        """slafdb's name for :meth:`to_memory`."""
+        return self.to_memory()
+
+    def get_expression_data(self) -> sp.csr_matrix:
+        """slafdb's name for ``X.compute()``."""
+        return self.X.compute()
+
+    def write_h5ad(self, filename: str | os.PathLike[str], **kwargs: Any) -> None:
+        """Write the view as an h5ad file (through :meth:`to_memory`).
+
+        Parameters
+        ----------
+        filename
+            Where to write.
+        **kwargs
+            Passed to ``anndata.AnnData.write_h5ad`` (``compression=...``).
+        """
+        self.to_memory().write_h5ad(filename, **kwargs)
+
+    write = write_h5ad
+
+    def __repr__(self) -> str:
+        n_obs, n_vars = self.shape
+        kind = "View of LazyAnnData" if self.is_view else "LazyAnnData"
+        lines = [f"{kind} object with n_obs × n_vars = {n_obs} × {n_vars}"]
+        lines.append(f"    backed at {self.slaf.slaf_path!r}")
+        for name, keys in (
+            ("obs", self._dataset.obs.columns),
+            ("var", self._dataset.var.columns),
+            ("uns", list(self.uns)),
+            ("obsm", list(self.slaf.obsm)),
+            ("varm", list(self.slaf.varm)),
+            ("layers", self.slaf.layer_names),
+            ("obsp", list(self.slaf.obsp)),
+            ("varp", list(self.slaf.varp)),
+        ):
+            if len(keys):
+                lines.append(f"    {name}: {', '.join(repr(str(k)) for k in keys)}")
+        return "\n".join(lines)
+
+
+def read_slaf(
+    filename: str | os.PathLike[str],
+    backend: str = "auto",
+    storage_options: dict[str, str] | None = None,
+) -> LazyAnnData:
+    """Open a SLAF dataset as a :class:`LazyAnnData` (nothing but ``config.json`` is read).
+
+    Parameters
+    ----------
+    filename
+        Dataset directory or URI (``s3://bucket/data.slaf``).
+    backend
+        Accepted for slafdb's signature.
+    storage_options
+        Object-store options passed to Lance.
+
+    Returns
+    -------
+    LazyAnnData
+
+    Examples
+    --------
+    >>> from slaf.integrations import read_slaf
+    >>> adata = read_slaf("data/pbmc.slaf")                              # doctest: +SKIP
+    >>> subset = adata[(adata.obs.cell_type == "CD8 Naive") & (adata.obs.donor == "Donor10"), :]
+    ... # doctest: +SKIP
+    >>> expression = subset[:10, :].X.compute()                          # doctest: +SKIP
+    """
+    return LazyAnnData(SLAFArray(filename, storage_options), backend=backend)
