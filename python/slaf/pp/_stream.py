@@ -1,0 +1,68 @@
+"""Streaming passes over a LazyAnnData's X (or a layer) in cell blocks, for slaf.pp.
+
+Every statistic slaf.pp needs is a per-gene or per-cell reduction, so one pass over
+consecutive row blocks (each a few million values, transformed as recorded) keeps memory
+independent of the number of cells except for the per-cell outputs themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from slaf.integrations.anndata import LazyAnnData, LazyExpressionMatrix
+
+
+def check_adata(adata: Any, function: str) -> LazyAnnData:
+    """``adata`` if it is a :class:`LazyAnnData`, else a TypeError pointing at scanpy."""
+    if not isinstance(adata, LazyAnnData):
+        raise TypeError(
+            f"slaf.pp.{function} takes a LazyAnnData (slaf.read_slaf(path)), not "
+            f"{type(adata).__name__}; use scanpy.pp.{function} for in-memory AnnData"
+        )
+    return adata
+
+
+def matrix(adata: LazyAnnData, layer: str | None) -> LazyExpressionMatrix:
+    """X, or the named layer, of ``adata``; a KeyError names the missing layer."""
+    if layer is None:
+        return adata.X
+    if layer not in adata.layers:
+        raise KeyError(f"layer {layer!r} not found (layers: {list(adata.layers) or 'none'})")
+    return adata.layers[layer]
+
+
+def x_only(layer: str | None, function: str) -> None:
+    """Transformations are recorded on X only; a layer gets a clear error."""
+    if layer is not None:
+        raise NotImplementedError(
+            f"slaf.pp.{function} records its transformation on X only, not on layer "
+            f"{layer!r}; use scanpy.pp.{function} on to_memory() for layers"
+        )
+
+
+def blocks(source: LazyExpressionMatrix) -> Iterator[tuple[int, sp.csr_matrix]]:
+    """``(first row, CSR block)`` over the matrix, in order (dense blocks made sparse)."""
+    row = 0
+    for block in source.chunks():
+        if not sp.issparse(block):
+            block = sp.csr_matrix(block)
+        yield row, block
+        row += block.shape[0]
+
+
+def row_ids(block: sp.csr_matrix) -> np.ndarray:
+    """The row of each stored value of a CSR block."""
+    return np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+
+
+def mean_var(sums: np.ndarray, squares: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased variance from float64 sums, by scanpy's ``_get_mean_var`` formula."""
+    mean = sums / n
+    var = squares / n - mean**2
+    if n != 1:
+        var *= n / (n - 1)
+    return mean, var
