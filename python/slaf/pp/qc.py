@@ -89,7 +89,9 @@ def calculate_qc_metrics(
         masks.append(np.asarray(adata.var[name].to_numpy(), dtype=bool))
     ns = np.sort(np.asarray(list(percent_top or ()), dtype=np.int64))
     if len(ns) and not (ns[-1] <= n_vars and ns[0] > 0):
-        raise IndexError("Positions outside range of features.")
+        raise IndexError(
+            f"Positions outside range of features: percent_top {int(ns[-1])} with {n_vars} genes"
+        )
 
     n_genes = np.zeros(n_obs, dtype=np.int64)
     totals = np.zeros(n_obs)
