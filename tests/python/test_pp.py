@@ -414,3 +414,20 @@ def test_import_paths() -> None:
         "scale",
         "pca",
     }
+
+
+def test_normalize_total_options(generated_pair: tuple[Path, Path]) -> None:
+    path, h5ad = generated_pair
+    mem = _as_csr(ad.read_h5ad(h5ad))
+    lazy = read_slaf(path)
+    kwargs = {"exclude_highly_expressed": True, "max_fraction": 0.05, "key_added": "factor"}
+    slaf.pp.normalize_total(lazy, **kwargs)
+    sc.pp.normalize_total(mem, **kwargs)
+    _same_columns(lazy.obs, mem.obs, ["factor"])
+    np.testing.assert_allclose(lazy.X.toarray(), mem.X.toarray(), rtol=1e-5)
+    got = slaf.pp.normalize_total(read_slaf(path), target_sum=100, inplace=False)
+    want = sc.pp.normalize_total(_as_csr(ad.read_h5ad(h5ad)), target_sum=100, inplace=False)
+    np.testing.assert_allclose(got["norm_factor"], want["norm_factor"], rtol=1e-6)
+    np.testing.assert_allclose(got["X"].toarray(), want["X"].toarray(), rtol=1e-5)
+    with pytest.raises(ValueError, match="max_fraction between 0 and 1"):
+        slaf.pp.normalize_total(lazy, max_fraction=2)
