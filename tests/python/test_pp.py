@@ -431,3 +431,19 @@ def test_normalize_total_options(generated_pair: tuple[Path, Path]) -> None:
     np.testing.assert_allclose(got["X"].toarray(), want["X"].toarray(), rtol=1e-5)
     with pytest.raises(ValueError, match="max_fraction between 0 and 1"):
         slaf.pp.normalize_total(lazy, max_fraction=2)
+
+
+def test_recipe_in_many_small_blocks(
+    generated_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Block boundaries change nothing: read chunks of ~2,000 values, passes of ≤ 500."""
+    import slaf.integrations.anndata as lazy_module
+    import slaf.pp._stream as stream
+
+    monkeypatch.setattr(lazy_module, "_VALUES_PER_CHUNK", 2_000)
+    monkeypatch.setattr(stream, "_PASS_VALUES", 500)
+    path, h5ad = generated_pair
+    lazy = read_slaf(path)
+    assert len(list(lazy.X.chunks())) > 20
+    report = _recipe_agrees(lazy, _as_csr(ad.read_h5ad(h5ad)))
+    assert report["pca_min_corr"] >= 0.999

@@ -44,14 +44,27 @@ def x_only(layer: str | None, function: str) -> None:
         )
 
 
+# Values per block handed to a pass: the passes' float64/int64 temporaries are a few times
+# this, so it bounds their memory (~8 MB each) independently of the read chunk size.
+_PASS_VALUES = 1_000_000
+
+
 def blocks(source: LazyExpressionMatrix) -> Iterator[tuple[int, sp.csr_matrix]]:
-    """``(first row, CSR block)`` over the matrix, in order (dense blocks made sparse)."""
+    """``(first row, CSR block)`` over the matrix, in order (dense blocks made sparse), each
+    of at most about a million stored values."""
     row = 0
-    for block in source.chunks():
-        if not sp.issparse(block):
-            block = sp.csr_matrix(block)
-        yield row, block
-        row += block.shape[0]
+    for chunk in source.chunks():
+        if not sp.issparse(chunk):
+            chunk = sp.csr_matrix(chunk)
+        lo = 0
+        while lo < chunk.shape[0]:
+            # the most rows from lo whose values fit (at least one row)
+            limit = chunk.indptr[lo] + _PASS_VALUES
+            hi = max(lo + 1, int(np.searchsorted(chunk.indptr, limit, side="right")) - 1)
+            hi = min(hi, chunk.shape[0])
+            yield row + lo, chunk[lo:hi]
+            lo = hi
+        row += chunk.shape[0]
 
 
 def row_ids(block: sp.csr_matrix) -> np.ndarray:
