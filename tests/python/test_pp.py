@@ -9,6 +9,7 @@ scanpy's arpack and each component's embedding correlated ≥ 0.999 in absolute 
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import sys
 import warnings
@@ -447,3 +448,23 @@ def test_recipe_in_many_small_blocks(
     assert len(list(lazy.X.chunks())) > 20
     report = _recipe_agrees(lazy, _as_csr(ad.read_h5ad(h5ad)))
     assert report["pca_min_corr"] >= 0.999
+
+
+def test_pca_by_subspace_iteration(
+    generated_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many genes (here: the Gram limit lowered) or svd_solver="randomized": the streamed
+    subspace iteration agrees with scanpy's arpack too."""
+    pca_module = importlib.import_module("slaf.pp.pca")  # the module, not slaf.pp.pca()
+    path, h5ad = generated_pair
+    lazy = read_slaf(path)
+    mem = _as_csr(ad.read_h5ad(h5ad))
+    for f, a in ((slaf.pp, lazy), (sc.pp, mem)):
+        f.normalize_total(a)
+        f.log1p(a)
+    sc.pp.pca(mem, n_comps=20, svd_solver="arpack", mask_var=None)
+    slaf.pp.pca(lazy, n_comps=20, svd_solver="randomized", mask_var=None)
+    _pca_agrees(lazy, mem, 20, {})
+    monkeypatch.setattr(pca_module, "_GRAM_MAX_GENES", 100)
+    slaf.pp.pca(lazy, n_comps=20, mask_var=None, random_state=7)
+    _pca_agrees(lazy, mem, 20, {})

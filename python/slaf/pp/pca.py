@@ -1,10 +1,12 @@
-"""``pca``: exact PCA of the selected genes from a streamed Gram matrix.
+"""``pca``: PCA of the selected genes, streamed over cell blocks.
 
-One pass accumulates ``XᵀX`` and the column sums over cell blocks (g × g for g selected
-genes, e.g. 2,000 highly variable ones: 32 MB), its eigendecomposition gives the components
-(the same as scanpy's arpack result, without its iterations), and a second pass projects the
-cells. Memory is independent of the number of cells apart from the embedding itself; the
-dense cells × genes matrix is never formed.
+Up to a few thousand genes (e.g. 2,000 highly variable ones) it is exact: one pass
+accumulates ``XᵀX`` (g × g: 32 MB for 2,000 genes), its eigendecomposition gives the
+components (scanpy's arpack result, without its iterations). With more genes, or
+``svd_solver="randomized"``, subspace iteration multiplies the covariance with a genes × 2k
+basis, one pass per iteration (memory genes × 2k). Then one pass projects the cells, sparse
+blocks staying sparse (centring is a shift). Memory is independent of the number of cells
+apart from the embedding; the dense cells × genes matrix is never formed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from slaf.pp._stream import check_adata, matrix
 _EMPTY = object()  # scanpy's "mask_var not given"
 # Dense rows × genes per block, in values (~64 MB of float64).
 _DENSE_VALUES = 8_000_000
+# Above this many genes the Gram matrix (genes² float64: 288 MB at 6,000) gives way to
+# subspace iteration, as does svd_solver="randomized".
+_GRAM_MAX_GENES = 6_000
+_OVERSAMPLE = 20
+_SUBSPACE_ITERATIONS = 20
 
 
 def _dense_blocks(source: LazyExpressionMatrix) -> Any:
@@ -35,6 +42,77 @@ def _dense_blocks(source: LazyExpressionMatrix) -> Any:
                 if sp.issparse(part)
                 else np.asarray(part, dtype=np.float64)
             )
+
+
+def _gene_moments(source: LazyExpressionMatrix) -> tuple[np.ndarray, np.ndarray]:
+    """float64 per-gene sums and sums of squares, streamed."""
+    n_genes = source.shape[1]
+    sums, squares = np.zeros(n_genes), np.zeros(n_genes)
+    for block in source.chunks():
+        if sp.issparse(block):
+            values = block.data.astype(np.float64)
+            sums += np.bincount(block.indices, weights=values, minlength=n_genes)
+            squares += np.bincount(block.indices, weights=values * values, minlength=n_genes)
+        else:
+            dense = np.asarray(block, dtype=np.float64)
+            sums += dense.sum(axis=0)
+            squares += (dense * dense).sum(axis=0)
+    return sums, squares
+
+
+def _by_gram(
+    source: LazyExpressionMatrix, sums: np.ndarray, n_comps: int, zero_center: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact: the top eigenpairs of the streamed Gram (or covariance) matrix."""
+    n_obs, n_genes = source.shape
+    gram = np.zeros((n_genes, n_genes))
+    for dense in _dense_blocks(source):
+        gram += dense.T @ dense
+    if zero_center:
+        gram = (gram - np.outer(sums, sums / n_obs)) / max(1, n_obs - 1)
+    values, vectors = np.linalg.eigh(gram)
+    top = np.argsort(values)[::-1][:n_comps]
+    return values[top], vectors[:, top].T
+
+
+def _times_covariance(
+    source: LazyExpressionMatrix, basis: np.ndarray, mean: np.ndarray, zero_center: bool
+) -> np.ndarray:
+    """One pass: the covariance (or Gram) matrix times ``basis`` (genes × l), implicitly."""
+    n_obs = source.shape[0]
+    out = np.zeros_like(basis)
+    for block in source.chunks():
+        if not sp.issparse(block):
+            block = np.asarray(block, dtype=np.float64)
+        out += np.asarray(block.T @ np.asarray(block @ basis))
+    if zero_center:
+        out = (out - n_obs * np.outer(mean, mean @ basis)) / max(1, n_obs - 1)
+    return out
+
+
+def _by_subspace(
+    source: LazyExpressionMatrix,
+    mean: np.ndarray,
+    n_comps: int,
+    zero_center: bool,
+    random_state: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Too many genes for a Gram matrix: subspace iteration, one pass per iteration, memory
+    genes × (n_comps + oversampling)."""
+    n_genes = source.shape[1]
+    width = min(n_genes, n_comps + max(_OVERSAMPLE, n_comps))
+    if isinstance(random_state, np.random.RandomState):
+        start = random_state.standard_normal((n_genes, width))
+    else:
+        start = np.random.default_rng(random_state).standard_normal((n_genes, width))
+    basis = np.linalg.qr(start)[0]
+    for _ in range(_SUBSPACE_ITERATIONS):
+        basis = np.linalg.qr(_times_covariance(source, basis, mean, zero_center))[0]
+    # Rayleigh-Ritz on the converged subspace
+    small = basis.T @ _times_covariance(source, basis, mean, zero_center)
+    values, vectors = np.linalg.eigh((small + small.T) / 2)
+    top = np.argsort(values)[::-1][:n_comps]
+    return values[top], (basis @ vectors[:, top]).T
 
 
 def _mask_var(adata: LazyAnnData, mask_var: Any, use_highly_variable: bool | None) -> tuple:
@@ -90,10 +168,10 @@ def pca(
 ) -> LazyAnnData | None:
     """Principal components of X, as ``scanpy.pp.pca``, streamed.
 
-    Exact (the eigendecomposition of the covariance of the selected genes), so it equals
-    scanpy's ``arpack`` result up to each component's sign; ``svd_solver``, ``chunked``,
-    ``chunk_size`` and ``random_state`` are accepted for scanpy's signature. Uses the
-    highly variable genes when ``var["highly_variable"]`` exists (scanpy's default).
+    Exact up to 6,000 genes (the eigendecomposition of the streamed covariance of the
+    selected genes), so it equals scanpy's ``arpack`` result up to each component's sign;
+    beyond that, or with ``svd_solver="randomized"``, subspace iteration (20 passes). Uses
+    the highly variable genes when ``var["highly_variable"]`` exists (scanpy's default).
 
     Parameters
     ----------
@@ -113,7 +191,11 @@ def pca(
         Store under this key instead of ``X_pca`` / ``PCs`` / ``pca``.
     copy
         Return a lazy copy with the results instead.
-    svd_solver, chunked, chunk_size, random_state, return_info
+    svd_solver
+        ``"randomized"``: subspace iteration even for few genes; other names are accepted.
+    random_state
+        Seed of subspace iteration's start.
+    chunked, chunk_size, return_info
         Accepted for scanpy's signature.
 
     Returns
@@ -145,37 +227,30 @@ def pca(
             f"min({n_obs}, {n_genes}) of the genes used"
         )
 
-    gram = np.zeros((n_genes, n_genes))
-    sums = np.zeros(n_genes)
-    for dense in _dense_blocks(source):
-        gram += dense.T @ dense
-        sums += dense.sum(axis=0)
+    sums, squares = _gene_moments(source)
     mean = sums / n_obs
     if zero_center:
-        matrix_to_split = (gram - np.outer(sums, mean)) / max(1, n_obs - 1)
+        total = float(np.sum(squares - sums * mean) / max(1, n_obs - 1))
+    else:  # sklearn's TruncatedSVD: variances with ddof 0
+        total = float(np.sum(squares / n_obs - mean**2))
+    if svd_solver == "randomized" or n_genes > _GRAM_MAX_GENES:
+        values, components = _by_subspace(source, mean, n_comps, zero_center, random_state)
     else:
-        matrix_to_split = gram
-    values, vectors = np.linalg.eigh(matrix_to_split)
-    top = np.argsort(values)[::-1][:n_comps]
-    components = vectors[:, top].T  # n_comps × genes, as sklearn's components_
+        values, components = _by_gram(source, sums, n_comps, zero_center)
     # sklearn's svd_flip (u_based_decision=False): the largest loading of each is positive
     signs = np.sign(components[np.arange(n_comps), np.argmax(np.abs(components), axis=1)])
     components *= np.where(signs == 0, 1, signs)[:, None]
 
     embedding = np.empty((n_obs, n_comps))
+    shift = mean @ components.T if zero_center else np.zeros(n_comps)
     row = 0
-    for dense in _dense_blocks(source):
-        if zero_center:
-            dense -= mean
-        embedding[row : row + len(dense)] = dense @ components.T
-        row += len(dense)
+    for block in source.chunks():  # sparse blocks stay sparse: centring is a shift
+        embedding[row : row + block.shape[0]] = np.asarray(block @ components.T) - shift
+        row += block.shape[0]
     if zero_center:
-        variance = np.maximum(values[top], 0)
-        total = float(np.trace(matrix_to_split))
+        variance = np.maximum(values, 0)
     else:
-        # sklearn's TruncatedSVD: the variance of the projections over the total (ddof 0)
         variance = embedding.var(axis=0)
-        total = float(np.sum(np.diag(gram) / n_obs - mean**2))
     ratio = variance / total if total > 0 else np.zeros_like(variance)
 
     key_obsm, key_varm, key_uns = ("X_pca", "PCs", "pca") if key_added is None else [key_added] * 3
