@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,12 +60,15 @@ else:
     holder = {}
     step("read", lambda: holder.update(a=read_slaf(slaf_path)))
     adata = holder["a"]
-step("qc", lambda: pp.calculate_qc_metrics(adata, qc_vars=["mt"], inplace=True))
+# slafdb's pp has neither qc_vars nor flavor (its hvg is seurat's)
+qc_args = {} if tool == "slafdb" else {"qc_vars": ["mt"]}
+hvg_args = {} if tool == "slafdb" else {"flavor": "seurat"}
+step("qc", lambda: pp.calculate_qc_metrics(adata, inplace=True, **qc_args))
 step("filter_cells", lambda: pp.filter_cells(adata, min_genes=p["min_genes"]))
 step("filter_genes", lambda: pp.filter_genes(adata, min_cells=3))
 step("normalize", lambda: pp.normalize_total(adata, target_sum=1e4))
 step("log1p", lambda: pp.log1p(adata))
-step("hvg", lambda: pp.highly_variable_genes(adata, flavor="seurat", n_top_genes=p["n_top"]))
+step("hvg", lambda: pp.highly_variable_genes(adata, n_top_genes=p["n_top"], **hvg_args))
 if tool == "scanpy":
     step("pca", lambda: pp.pca(adata, n_comps=p["n_comps"], svd_solver="arpack"))
 else:
@@ -77,6 +81,9 @@ try:
 except Exception:
     pass
 out = {"steps": times, "total_s": total, "check": check, "missing": missing}
+if tool != "scanpy":
+    import slaf
+    out["slaf"] = slaf.__file__
 out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
 """
@@ -86,10 +93,14 @@ STEPS = ("read", "qc", "filter_cells", "filter_genes", "normalize", "log1p", "hv
 
 def run(python: Path, tool: str, paths: tuple[Path, Path], params: dict) -> dict:
     """One tool's whole recipe in a fresh interpreter; an error is reported, not raised."""
+    env = dict(os.environ)
+    if tool == "slafdb":  # its own `slaf`, not one on PYTHONPATH
+        env.pop("PYTHONPATH", None)
     done = subprocess.run(
         [python, "-c", RUNNER, tool, *map(str, paths), json.dumps(params)],
         capture_output=True,
         text=True,
+        env=env,
     )
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1][:160] if done.stderr else "crashed"}
