@@ -468,3 +468,24 @@ def test_pca_by_subspace_iteration(
     monkeypatch.setattr(pca_module, "_GRAM_MAX_GENES", 100)
     slaf.pp.pca(lazy, n_comps=20, mask_var=None, random_state=7)
     _pca_agrees(lazy, mem, 20, {})
+
+
+def test_transformations_compose_in_any_order(generated_pair: tuple[Path, Path]) -> None:
+    path, h5ad = generated_pair
+    lazy = read_slaf(path)
+    mem = _as_csr(ad.read_h5ad(h5ad))
+    for f, a in ((slaf.pp, lazy), (sc.pp, mem)):
+        f.normalize_total(a)
+        f.log1p(a)
+        f.scale(a, zero_center=False)
+        f.normalize_total(a, target_sum=10)
+    np.testing.assert_allclose(lazy.X.toarray(), _dense(mem.X), rtol=1e-5)
+    dense = read_slaf(path)
+    ref = _as_csr(ad.read_h5ad(h5ad))
+    for f, a in ((slaf.pp, dense), (sc.pp, ref)):
+        f.scale(a)  # dense from here on
+        f.log1p(a)
+    np.testing.assert_allclose(dense.X.compute(), ref.X, rtol=1e-5, equal_nan=True)
+    empty = read_slaf(path)
+    slaf.pp.filter_cells(empty, min_genes=10**6)
+    assert empty.shape == (0, 400) and empty.X.compute().shape == (0, 400)

@@ -270,9 +270,12 @@ def apply_transforms(
     """
     for step in transforms:
         if isinstance(step, NormalizeTotal):
-            block = _float(block).copy()
-            divisors = step.divisors[cells].astype(block.dtype, copy=False)
-            block.data /= np.repeat(divisors, np.diff(block.indptr))
+            if sp.issparse(block):
+                block = _float(block).copy()
+                divisors = step.divisors[cells].astype(block.dtype, copy=False)
+                block.data /= np.repeat(divisors, np.diff(block.indptr))
+            else:
+                block = block / step.divisors[cells].astype(block.dtype)[:, None]
         elif isinstance(step, Log1p):
             if sp.issparse(block):
                 block = _float(block, np.float64).copy()
