@@ -44,9 +44,11 @@ def __getattr__(name: str) -> Any:
         globals()[name] = getattr(anndata, name)
         return globals()[name]
     if name == "pp":
-        from slaf.integrations.scanpy import PP_ABSENT
+        # imported on first use: it brings in the AnnData layer and pandas
+        import slaf.pp as pp
 
-        raise ImportError(PP_ABSENT)
+        globals()["pp"] = pp
+        return pp
     raise AttributeError(f"module 'slaf' has no attribute {name!r}")
 
 
@@ -67,5 +69,6 @@ __all__ = [
     "UnknownNameError",
     "__version__",
     "convert",
+    "pp",
     "read_slaf",
 ]

@@ -9,9 +9,9 @@ from slaf.integrations.anndata import LazyAnnData, LazyExpressionMatrix, read_sl
 
 def __getattr__(name: str) -> Any:
     if name == "pp":
-        from slaf.integrations.scanpy import PP_ABSENT
+        import slaf.pp as pp
 
-        raise ImportError(PP_ABSENT)
+        return pp
     raise AttributeError(f"module 'slaf.integrations' has no attribute {name!r}")
 
 

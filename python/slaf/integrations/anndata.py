@@ -5,13 +5,19 @@ all). Slicing composes positions and reads nothing; obs/var are read once per da
 shared by its views; expression is read by ``X.compute()`` (only the selected cells' rows)
 or streamed in cell chunks by the reductions, so nothing proportional to the whole of X is
 held unless asked for.
+
+``slaf.pp`` records its transformations (per-cell normalisation factors, ``log1p``, ``scale``)
+on the ``LazyAnnData``; they are applied to every block that ``X`` produces, so the stored
+data stays untouched and results match scanpy's in-memory ones. Columns and embeddings that
+``pp`` adds live in memory on the object (``obs``/``var`` frames, ``obsm``/``varm``/``uns``).
 """
 
 from __future__ import annotations
 
 import copy as _copy
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -197,6 +203,128 @@ class _Dataset:
 
 
 # ---------------------------------------------------------------------------------------------
+# Recorded transformations (slaf.pp), applied to each block of X as it is read
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NormalizeTotal:
+    """Divide each cell's values by ``divisors[cell]`` (indexed by dataset cell position).
+
+    Stored per dataset cell so that later selections and filters keep working on positions.
+    """
+
+    divisors: np.ndarray
+
+
+@dataclass(frozen=True)
+class Log1p:
+    """``log1p(x)``, divided by ``log(base)`` when a base is given (as scanpy's ``log1p``)."""
+
+    base: float | None = None
+
+
+@dataclass(frozen=True)
+class Scale:
+    """``(x - mean) / std`` per gene (indexed by dataset gene position), clipped at
+    ``max_value``; without ``zero_center`` only the division, so sparse stays sparse."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    zero_center: bool = True
+    max_value: float | None = None
+
+
+Transform = NormalizeTotal | Log1p | Scale
+
+
+def _float(block: sp.csr_matrix, dtype: Any = np.float32) -> sp.csr_matrix:
+    # scanpy turns integer counts into floats before dividing or taking logs.
+    if np.issubdtype(block.dtype, np.floating):
+        return block
+    return block.astype(dtype)
+
+
+def apply_transforms(
+    block: sp.csr_matrix | np.ndarray,
+    transforms: tuple[Transform, ...],
+    cells: np.ndarray,
+    genes: np.ndarray,
+) -> sp.csr_matrix | np.ndarray:
+    """Apply recorded transformations to a block whose rows are the dataset cells ``cells``
+    and whose columns are the dataset genes ``genes``, in scanpy's dtypes and order.
+
+    Parameters
+    ----------
+    block
+        CSR rows read from the dataset (or a dense block after a zero-centring scale).
+    transforms
+        In the order they were recorded.
+    cells, genes
+        Dataset positions of the block's rows and columns.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix or numpy.ndarray
+        Dense once a zero-centring :class:`Scale` has been applied, CSR otherwise.
+    """
+    for step in transforms:
+        if isinstance(step, NormalizeTotal):
+            if sp.issparse(block):
+                block = _float(block).copy()
+                divisors = step.divisors[cells].astype(block.dtype, copy=False)
+                block.data /= np.repeat(divisors, np.diff(block.indptr))
+            else:
+                block = block / step.divisors[cells].astype(block.dtype)[:, None]
+        elif isinstance(step, Log1p):
+            if sp.issparse(block):
+                block = _float(block, np.float64).copy()
+                block.data = np.log1p(block.data)
+                if step.base is not None:
+                    block.data /= np.log(step.base)
+            else:
+                block = np.log1p(block)
+                if step.base is not None:
+                    block /= np.log(step.base)
+        elif isinstance(step, Scale):
+            block = _scale(block, step, genes)
+        else:
+            raise TypeError(f"unknown transformation {step!r}")
+    return block
+
+
+def _scale(
+    block: sp.csr_matrix | np.ndarray, step: Scale, genes: np.ndarray
+) -> sp.csr_matrix | np.ndarray:
+    std = step.std[genes]
+    if step.zero_center:
+        if sp.issparse(block):
+            # scanpy's sparse - mean gives float64, a dense array keeps its float dtype
+            dense = block.toarray().astype(np.result_type(block.dtype, step.mean.dtype))
+        else:
+            dense = np.array(block, dtype=np.result_type(block.dtype, np.float32))
+        dense -= step.mean[genes]
+        dense /= std
+        if step.max_value is not None:
+            np.clip(dense, -step.max_value, step.max_value, out=dense)
+        return dense
+    if sp.issparse(block):
+        block = _float(block, np.float64).copy()
+        block.data /= std[block.indices]
+        if step.max_value is not None:
+            np.minimum(block.data, step.max_value, out=block.data)
+        return block
+    dense = block / std
+    if step.max_value is not None:
+        np.minimum(dense, step.max_value, out=dense)
+    return dense
+
+
+def _dense_after(transforms: tuple[Transform, ...]) -> bool:
+    return any(isinstance(t, Scale) and t.zero_center for t in transforms)
+
+
+# ---------------------------------------------------------------------------------------------
 # X and layers
 # ---------------------------------------------------------------------------------------------
 
@@ -215,12 +343,19 @@ class LazyExpressionMatrix:
     """
 
     def __init__(
-        self, dataset: _Dataset, cells: Positions, genes: Positions, layer: str | None = None
+        self,
+        dataset: _Dataset,
+        cells: Positions,
+        genes: Positions,
+        layer: str | None = None,
+        transforms: tuple[Transform, ...] = (),
     ) -> None:
         self._dataset = dataset
         self._cells = cells
         self._genes = genes
         self.layer = layer
+        #: slaf.pp's recorded transformations, applied to every block read
+        self.transforms = tuple(transforms)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -250,16 +385,30 @@ class LazyExpressionMatrix:
             _compose(self._cells, _positions(rows, obs_names, "cell")),
             _compose(self._genes, _positions(cols, var_names, "gene")),
             self.layer,
+            self.transforms,
         )
 
     @staticmethod
     def _names(index: pd.Index, positions: Positions) -> pd.Index:
         return index if positions is None else index[positions]
 
-    def _read(self, cells: Any) -> sp.csr_matrix:
-        return self._dataset.array.get_submatrix(
+    def _read(self, cells: slice | np.ndarray | None) -> sp.csr_matrix | np.ndarray:
+        """Rows ``cells`` (dataset positions: ``None`` for all, a slice or an array) of the
+        selected genes, with the recorded transformations applied."""
+        block = self._dataset.array.get_submatrix(
             cells, _selector(self._genes), layer=self.layer, format="csr"
         )
+        if not self.transforms:
+            return block
+        n_cells, n_genes = self._dataset.array.shape
+        if cells is None:
+            rows = np.arange(n_cells, dtype=np.int64)
+        elif isinstance(cells, slice):
+            rows = np.arange(n_cells, dtype=np.int64)[cells]
+        else:
+            rows = np.asarray(cells, dtype=np.int64)
+        genes = np.arange(n_genes, dtype=np.int64) if self._genes is None else self._genes
+        return apply_transforms(block, self.transforms, rows, genes)
 
     def compute(self, fragments: bool | None = None) -> sp.csr_matrix:
         """Read the selection as a CSR matrix (only the selected cells' rows are read).
@@ -271,34 +420,41 @@ class LazyExpressionMatrix:
 
         Returns
         -------
-        scipy.sparse.csr_matrix
-            ``n_obs × n_vars``, rows and columns in selection order.
+        scipy.sparse.csr_matrix or numpy.ndarray
+            ``n_obs × n_vars``, rows and columns in selection order, with ``slaf.pp``'s
+            recorded transformations applied (a dense array after a zero-centring
+            ``slaf.pp.scale``, as scanpy gives).
         """
         ignore_tuning("LazyExpressionMatrix.compute", fragments=fragments)
         return self._read(_selector(self._cells))
 
     def toarray(self) -> np.ndarray:
         """The selection as a dense array."""
-        return self.compute().toarray()
+        out = self.compute()
+        return out.toarray() if sp.issparse(out) else out
 
     def todense(self) -> np.matrix:
         """The selection as a dense ``numpy.matrix`` (as scipy's ``todense``)."""
-        return self.compute().todense()
+        return np.asmatrix(self.toarray())
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         dense = self.toarray()
         return dense if dtype is None else dense.astype(dtype)
 
-    def chunks(self) -> Iterator[sp.csr_matrix]:
-        """The selection as consecutive CSR row blocks (a few million values each).
+    def chunks(self) -> Iterator[sp.csr_matrix | np.ndarray]:
+        """The selection as consecutive row blocks (a few million values each).
 
         Yields
         ------
-        scipy.sparse.csr_matrix
-            Rows ``[k, k + len(block))`` of the selection, in order.
+        scipy.sparse.csr_matrix or numpy.ndarray
+            Rows ``[k, k + len(block))`` of the selection, in order, transformed as
+            :meth:`compute` (dense after a zero-centring ``slaf.pp.scale``).
         """
-        n_cells = self.shape[0]
-        step = max(1, int(_VALUES_PER_CHUNK / max(1.0, self._dataset.values_per_cell)))
+        n_cells, n_genes = self.shape
+        per_cell = self._dataset.values_per_cell
+        if _dense_after(self.transforms):
+            per_cell = max(per_cell, float(n_genes))
+        step = max(1, int(_VALUES_PER_CHUNK / max(1.0, per_cell)))
         for lo in range(0, n_cells, step):
             hi = min(n_cells, lo + step)
             cells = slice(lo, hi) if self._cells is None else self._cells[lo:hi]
@@ -311,6 +467,10 @@ class LazyExpressionMatrix:
         sums = [np.zeros(width) for _ in range(power)]
         row = 0
         for block in self.chunks():
+            if not sp.issparse(block):
+                self._dense_moments(block, axis, sums, row)
+                row += block.shape[0]
+                continue
             values = block.data.astype(np.float64)
             for p in range(power):
                 weights = values ** (p + 1)
@@ -325,6 +485,20 @@ class LazyExpressionMatrix:
                     sums[p] += weights.sum()
             row += block.shape[0]
         return sums
+
+    @staticmethod
+    def _dense_moments(
+        block: np.ndarray, axis: int | None, sums: list[np.ndarray], row: int
+    ) -> None:
+        values = block.astype(np.float64)
+        for p, total in enumerate(sums):
+            powered = values ** (p + 1)
+            if axis == 0:
+                total += powered.sum(axis=0)
+            elif axis == 1:
+                total[row : row + len(block)] = powered.sum(axis=1)
+            else:
+                total += powered.sum()
 
     @staticmethod
     def _check_axis(axis: int | None) -> int | None:
@@ -439,6 +613,57 @@ class _ReadOnly(Mapping[str, Any]):
         return f"{self._what}: {', '.join(self._keys) or '(none)'}"
 
 
+class _Overlay(MutableMapping[str, Any]):
+    """obsm/varm of a view: the stored arrays (cut to the view, read-only) plus arrays added in
+    memory (by ``slaf.pp`` or by assignment), which are never written to the dataset."""
+
+    def __init__(self, stored: _ReadOnly, added: dict[str, Any], n_rows: int, what: str) -> None:
+        self._stored = stored
+        self._added = added
+        self._n_rows = n_rows
+        self._what = what
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._added:
+            return self._added[key]
+        if key in self._stored:
+            return self._stored[key]
+        raise KeyError(f"no {self._what} key {key!r} (available: {list(self) or 'none'})")
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (k for k in self._stored if k not in self._added)
+        yield from self._added
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if len(value) != self._n_rows:
+            raise ValueError(
+                f"{self._what}[{key!r}] needs {self._n_rows} rows (one per "
+                f"{'cell' if self._what == 'obsm' else 'gene'}), not {len(value)}"
+            )
+        self._added[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key in self._added:
+            del self._added[key]
+        elif key in self._stored:
+            raise NotImplementedError(
+                f"deleting the stored {self._what} {key!r} from a SLAF dataset is not "
+                "available; to_memory() gives an anndata.AnnData you can change"
+            )
+        else:
+            raise KeyError(f"no {self._what} key {key!r}")
+
+    def __repr__(self) -> str:
+        return f"{self._what}: {', '.join(self) or '(none)'}"
+
+
+def _cut_rows(values: dict[str, Any], rows: Positions) -> dict[str, Any]:
+    return dict(values) if rows is None else {k: v[rows] for k, v in values.items()}
+
+
 # ---------------------------------------------------------------------------------------------
 # LazyAnnData
 # ---------------------------------------------------------------------------------------------
@@ -483,14 +708,72 @@ class LazyAnnData:
         self._dataset = _Dataset(slaf_array)
         self._cells: Positions = None
         self._genes: Positions = None
+        self._transforms: tuple[Transform, ...] = ()
+        # obs/var come from (frame, positions in it): the dataset's frames at first, the
+        # parent's own frames (with columns slaf.pp added) for views made after.
+        self._obs_from: tuple[pd.DataFrame, Positions] | None = None
+        self._var_from: tuple[pd.DataFrame, Positions] | None = None
+        self._obsm_added: dict[str, Any] = {}
+        self._varm_added: dict[str, Any] = {}
+        self._uns_own: dict[str, Any] | None = None
 
     def _view(self, cells: Positions, genes: Positions) -> LazyAnnData:
+        """A view selecting ``cells`` / ``genes`` (positions within this view)."""
         view = object.__new__(LazyAnnData)
         view.backend = self.backend
         view._dataset = self._dataset
-        view._cells = cells
-        view._genes = genes
+        view._cells = _compose(self._cells, cells)
+        view._genes = _compose(self._genes, genes)
+        view._transforms = self._transforms
+        view._obs_from = self._frame_source("obs", cells)
+        view._var_from = self._frame_source("var", genes)
+        view._obsm_added = _cut_rows(self._obsm_added, cells)
+        view._varm_added = _cut_rows(self._varm_added, genes)
+        view._uns_own = None if self._uns_own is None else dict(self._uns_own)
         return view
+
+    def _frame_source(self, which: str, inner: Positions) -> tuple[pd.DataFrame, Positions]:
+        if which in self.__dict__:  # this object's own frame, maybe with added columns
+            return self.__dict__[which], inner
+        source = self._obs_from if which == "obs" else self._var_from
+        if source is None:
+            full = self._dataset.obs if which == "obs" else self._dataset.var
+            return full, _compose(self._cells if which == "obs" else self._genes, inner)
+        return source[0], _compose(source[1], inner)
+
+    def _frame(self, which: str) -> pd.DataFrame:
+        # Called by the cached obs/var properties, so only before this object has its own.
+        frame, rows = self._frame_source(which, None)
+        # A shallow copy: columns added to this object's frame stay out of its parent's.
+        return (frame if rows is None else frame.iloc[rows]).copy(deep=False)
+
+    # -- slaf.pp's in-place changes ----------------------------------------------------------
+
+    def _inplace_subset_obs(self, keep: Any) -> None:
+        """Narrow this object to the cells ``keep`` (a mask or positions within the view),
+        keeping obs columns, added obsm and recorded transformations (as AnnData's)."""
+        rows = _positions(keep, self.obs_names, "cell")
+        obs = self.obs
+        self._cells = _compose(self._cells, rows)
+        self.obs = obs if rows is None else obs.iloc[rows].copy(deep=False)
+        self._obsm_added = _cut_rows(self._obsm_added, rows)
+
+    def _inplace_subset_var(self, keep: Any) -> None:
+        """Narrow this object to the genes ``keep`` (a mask or positions within the view)."""
+        cols = _positions(keep, self.var_names, "gene")
+        var = self.var
+        self._genes = _compose(self._genes, cols)
+        self.var = var if cols is None else var.iloc[cols].copy(deep=False)
+        self._varm_added = _cut_rows(self._varm_added, cols)
+
+    def _add_transform(self, step: Transform) -> None:
+        """Record a transformation of X, applied to every block read from now on."""
+        self._transforms = (*self._transforms, step)
+
+    @property
+    def transforms(self) -> tuple[Transform, ...]:
+        """The transformations ``slaf.pp`` recorded on X, in order."""
+        return self._transforms
 
     @property
     def slaf(self) -> SLAFArray:
@@ -526,14 +809,12 @@ class LazyAnnData:
     @cached_property
     def obs(self) -> pd.DataFrame:
         """Cell annotations of the view, indexed by ``obs_names`` (a pandas DataFrame)."""
-        full = self._dataset.obs
-        return full if self._cells is None else full.iloc[self._cells]
+        return self._frame("obs")
 
     @cached_property
     def var(self) -> pd.DataFrame:
         """Gene annotations of the view, indexed by ``var_names`` (a pandas DataFrame)."""
-        full = self._dataset.var
-        return full if self._genes is None else full.iloc[self._genes]
+        return self._frame("var")
 
     @property
     def obs_names(self) -> pd.Index:
@@ -557,8 +838,10 @@ class LazyAnnData:
 
     @property
     def X(self) -> LazyExpressionMatrix:
-        """The expression matrix of the view, lazy."""
-        return LazyExpressionMatrix(self._dataset, self._cells, self._genes)
+        """The expression matrix of the view, lazy, with ``slaf.pp``'s transformations."""
+        return LazyExpressionMatrix(
+            self._dataset, self._cells, self._genes, transforms=self._transforms
+        )
 
     @property
     def layers(self) -> Mapping[str, LazyExpressionMatrix]:
@@ -580,14 +863,17 @@ class LazyAnnData:
         return _ReadOnly(list(source), get, "")
 
     @property
-    def obsm(self) -> Mapping[str, np.ndarray]:
-        """Cell embeddings, rows cut to the view."""
-        return self._named(self._cut(self.slaf.obsm, self._cells, False), "obsm")
+    def obsm(self) -> MutableMapping[str, np.ndarray]:
+        """Cell embeddings, rows cut to the view; arrays assigned here (``X_pca`` from
+        ``slaf.pp.pca``) are kept in memory on this object, never written to the dataset."""
+        stored = self._named(self._cut(self.slaf.obsm, self._cells, False), "obsm")
+        return _Overlay(stored, self._obsm_added, self.n_obs, "obsm")
 
     @property
-    def varm(self) -> Mapping[str, np.ndarray]:
-        """Gene embeddings, rows cut to the view."""
-        return self._named(self._cut(self.slaf.varm, self._genes, False), "varm")
+    def varm(self) -> MutableMapping[str, np.ndarray]:
+        """Gene embeddings, rows cut to the view; assigned arrays (``PCs``) stay in memory."""
+        stored = self._named(self._cut(self.slaf.varm, self._genes, False), "varm")
+        return _Overlay(stored, self._varm_added, self.n_vars, "varm")
 
     @property
     def obsp(self) -> Mapping[str, sp.csr_matrix]:
@@ -606,8 +892,11 @@ class LazyAnnData:
 
     @property
     def uns(self) -> dict[str, Any]:
-        """Unstructured metadata (from ``uns.json``)."""
-        return self.slaf.uns
+        """Unstructured metadata: ``uns.json``'s entries plus those added in memory (by
+        ``slaf.pp``: ``log1p``, ``hvg``, ``pca``), which are not written to the dataset."""
+        if self._uns_own is None:
+            self._uns_own = dict(self.slaf.uns)
+        return self._uns_own
 
     @property
     def raw(self) -> None:
@@ -620,7 +909,7 @@ class LazyAnnData:
         rows, cols = _split(key)
         cells = _positions(rows, self.obs_names, "cell") if rows is not None else None
         genes = _positions(cols, self.var_names, "gene") if cols is not None else None
-        return self._view(_compose(self._cells, cells), _compose(self._genes, genes))
+        return self._view(cells, genes)
 
     def copy(self) -> LazyAnnData:
         """A lazy view of the same selection (nothing is read or copied).
@@ -630,7 +919,7 @@ class LazyAnnData:
         LazyAnnData
             With its own obs/var frames, so changing one does not change the other.
         """
-        view = self._view(self._cells, self._genes)
+        view = self._view(None, None)
         view.obs = self.obs.copy()
         view.var = self.var.copy()
         return view
@@ -694,11 +983,11 @@ class LazyAnnData:
         lines = [f"{kind} object with n_obs × n_vars = {n_obs} × {n_vars}"]
         lines.append(f"    backed at {self.slaf.slaf_path!r}")
         for name, keys in (
-            ("obs", self._dataset.obs.columns),
-            ("var", self._dataset.var.columns),
+            ("obs", self.obs.columns),
+            ("var", self.var.columns),
             ("uns", list(self.uns)),
-            ("obsm", list(self.slaf.obsm)),
-            ("varm", list(self.slaf.varm)),
+            ("obsm", list(self.obsm)),
+            ("varm", list(self.varm)),
             ("layers", self.slaf.layer_names),
             ("obsp", list(self.slaf.obsp)),
             ("varp", list(self.slaf.varp)),

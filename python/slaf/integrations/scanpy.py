@@ -1,21 +1,12 @@
-"""slafdb's ``slaf.integrations.scanpy``: the out-of-core ``pp`` namespace is not built yet.
+"""slafdb's ``slaf.integrations.scanpy``: ``pp`` is :mod:`slaf.pp`, scanpy's preprocessing
+out of core over a :class:`~slaf.LazyAnnData`.
 
-``from slaf.integrations.scanpy import pp`` raises ImportError with that reason. Until it
-exists, ``read_slaf(path)[selection].to_memory()`` gives an ``anndata.AnnData`` that scanpy's
-own ``sc.pp`` functions take.
+>>> from slaf.integrations.scanpy import pp
+>>> pp.normalize_total(read_slaf("pbmc.slaf"), target_sum=1e4)       # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from typing import Any
+from slaf import pp
 
-PP_ABSENT = (
-    "slaf.pp (out-of-core scanpy preprocessing) is not available in this version of slaf yet; "
-    "use scanpy.pp on read_slaf(path)[selection].to_memory()"
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "pp":
-        raise ImportError(PP_ABSENT)
-    raise AttributeError(f"module 'slaf.integrations.scanpy' has no attribute {name!r}")
+__all__ = ["pp"]

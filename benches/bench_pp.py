@@ -1,0 +1,166 @@
+"""Benchmark the scanpy preprocessing recipe: ``slaf.pp`` out of core vs scanpy in memory
+(reading the h5ad included) vs slafdb 0.5.2's ``pp`` where it has the step.
+
+The recipe: calculate_qc_metrics(qc_vars=["mt"]) → filter_cells(min_genes) →
+filter_genes(min_cells=3) → normalize_total(1e4) → log1p → highly_variable_genes(seurat,
+n_top_genes) → pca(n_comps). Each tool runs the whole recipe in a fresh interpreter on the same
+generated dataset; the wall time of each step, the total and the process's peak RSS are
+reported, with a checksum (cells and genes kept, HVG count, first variance ratio) so that a
+tool giving a different answer is flagged. slafdb runs from ``.venv-slafdb`` (``--slafdb``).
+
+Usage::
+
+    .venv/bin/python benches/bench_pp.py [--cells 100000 --genes 20000 --nnz-per-cell 1500]
+    .venv/bin/python benches/bench_pp.py --cells 2000 --genes 1000 --nnz-per-cell 100 \\
+        --min-genes 20 --n-top 200 --n-comps 20          # a quick check that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import ensure_dataset, ensure_h5ad
+
+# Runs in a fresh interpreter: argv = tool, slaf path, h5ad path, params (JSON).
+RUNNER = r"""
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+tool, slaf_path, h5ad_path, params = sys.argv[1:5]
+p = json.loads(params)
+times, missing = {}, []
+
+def step(name, call):
+    t = time.perf_counter()
+    try:
+        call()
+    except (AttributeError, NotImplementedError, TypeError) as e:
+        if tool != "slafdb":
+            raise
+        missing.append(f"{name}: {type(e).__name__}")  # slafdb lacks this step
+        return
+    times[name] = time.perf_counter() - t
+
+t0 = time.perf_counter()
+if tool == "scanpy":
+    import anndata as ad
+    import scanpy as sc
+    pp = sc.pp
+    holder = {}
+    step("read", lambda: holder.update(a=ad.read_h5ad(h5ad_path)))
+    adata = holder["a"]
+else:
+    from slaf.integrations.anndata import read_slaf
+    from slaf.integrations.scanpy import pp
+    holder = {}
+    step("read", lambda: holder.update(a=read_slaf(slaf_path)))
+    adata = holder["a"]
+# slafdb's pp has neither qc_vars nor flavor (its hvg is seurat's)
+qc_args = {} if tool == "slafdb" else {"qc_vars": ["mt"]}
+hvg_args = {} if tool == "slafdb" else {"flavor": "seurat"}
+step("qc", lambda: pp.calculate_qc_metrics(adata, inplace=True, **qc_args))
+step("filter_cells", lambda: pp.filter_cells(adata, min_genes=p["min_genes"]))
+step("filter_genes", lambda: pp.filter_genes(adata, min_cells=3))
+step("normalize", lambda: pp.normalize_total(adata, target_sum=1e4))
+step("log1p", lambda: pp.log1p(adata))
+step("hvg", lambda: pp.highly_variable_genes(adata, n_top_genes=p["n_top"], **hvg_args))
+if tool == "scanpy":
+    step("pca", lambda: pp.pca(adata, n_comps=p["n_comps"], svd_solver="arpack"))
+else:
+    step("pca", lambda: pp.pca(adata, n_comps=p["n_comps"]))
+total = time.perf_counter() - t0
+check = [int(adata.n_obs), int(adata.n_vars)]
+try:
+    check.append(int(adata.var["highly_variable"].sum()))
+    check.append(round(float(adata.uns["pca"]["variance_ratio"][0]), 4))
+except Exception:
+    pass
+out = {"steps": times, "total_s": total, "check": check, "missing": missing}
+if tool != "scanpy":
+    import slaf
+    out["slaf"] = slaf.__file__
+out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+STEPS = ("read", "qc", "filter_cells", "filter_genes", "normalize", "log1p", "hvg", "pca")
+
+
+def run(python: Path, tool: str, paths: tuple[Path, Path], params: dict) -> dict:
+    """One tool's whole recipe in a fresh interpreter; an error is reported, not raised."""
+    env = dict(os.environ)
+    if tool == "slafdb":  # its own `slaf`, not one on PYTHONPATH
+        env.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [python, "-c", RUNNER, tool, *map(str, paths), json.dumps(params)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1][:160] if done.stderr else "crashed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=100_000)
+    parser.add_argument("--genes", type=int, default=20_000)
+    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+    parser.add_argument("--min-genes", type=int, default=200)
+    parser.add_argument("--n-top", type=int, default=2000)
+    parser.add_argument("--n-comps", type=int, default=50)
+    parser.add_argument(
+        "--ours-python",
+        type=Path,
+        default=Path(sys.executable),
+        help="interpreter whose `slaf` is ours (e.g. a venv with a release wheel)",
+    )
+    parser.add_argument(
+        "--scanpy-python", type=Path, default=Path(sys.executable), help="one with scanpy"
+    )
+    parser.add_argument("--slafdb", action="store_true", help="also run slafdb 0.5.2's pp")
+    args = parser.parse_args()
+
+    slaf_path = ensure_dataset(args.cells, args.genes, args.nnz_per_cell)
+    h5ad_path = ensure_h5ad(slaf_path)
+    params = {"min_genes": args.min_genes, "n_top": args.n_top, "n_comps": args.n_comps}
+    pythons = {"ours": args.ours_python, "scanpy": args.scanpy_python}
+    if args.slafdb:
+        from bench_submatrix import ensure_slafdb
+
+        pythons["slafdb"] = ensure_slafdb()
+    results = {}
+    for tool, python in pythons.items():
+        results[tool] = run(python, tool, (slaf_path, h5ad_path), params)
+        print(f"  {tool:<7} {results[tool]}", flush=True)
+
+    print(f"\ndataset: {args.cells:,} cells × {args.genes:,} genes, {slaf_path}")
+    print(f"recipe: {json.dumps(params)}; each tool in a fresh process\n")
+    print(f"{'tool':<8}" + "".join(f"{s:>13}" for s in STEPS) + f"{'total':>10}{'peak':>11}")
+    ours = results["ours"]
+    for tool, r in results.items():
+        if "error" in r:
+            print(f"{tool:<8} failed: {r['error']}")
+            continue
+        cells = "".join(
+            f"{r['steps'][s]:>12.2f}s" if s in r["steps"] else f"{'—':>13}" for s in STEPS
+        )
+        flag = "" if tool == "ours" or r["check"] == ours.get("check") else "  ≠ " + str(r["check"])
+        print(f"{tool:<8}{cells}{r['total_s']:>9.2f}s{r['peak_mib']:>7.0f} MiB{flag}")
+    if "error" not in ours and "error" not in results.get("scanpy", {"error": 1}):
+        sc = results["scanpy"]
+        print(
+            f"\nscanpy / ours: {sc['total_s'] / ours['total_s']:.1f}× the time, "
+            f"{sc['peak_mib'] / ours['peak_mib']:.1f}× the peak memory"
+        )
+    print("— marks a step the tool does not have; ≠ a checksum that differs from ours")
+
+
+if __name__ == "__main__":
+    main()

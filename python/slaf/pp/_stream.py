@@ -1,0 +1,96 @@
+"""Streaming passes over a LazyAnnData's X (or a layer) in cell blocks, for slaf.pp.
+
+Every statistic slaf.pp needs is a per-gene or per-cell reduction, so one pass over
+consecutive row blocks (each a few million values, transformed as recorded) keeps memory
+independent of the number of cells except for the per-cell outputs themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from slaf.integrations.anndata import LazyAnnData, LazyExpressionMatrix
+
+
+def check_adata(adata: Any, function: str) -> LazyAnnData:
+    """``adata`` if it is a :class:`LazyAnnData`, else a TypeError pointing at scanpy."""
+    if not isinstance(adata, LazyAnnData):
+        raise TypeError(
+            f"slaf.pp.{function} takes a LazyAnnData (slaf.read_slaf(path)), not "
+            f"{type(adata).__name__}; use scanpy.pp.{function} for in-memory AnnData"
+        )
+    return adata
+
+
+def matrix(adata: LazyAnnData, layer: str | None) -> LazyExpressionMatrix:
+    """X, or the named layer, of ``adata``; a KeyError names the missing layer."""
+    if layer is None:
+        return adata.X
+    if layer not in adata.layers:
+        raise KeyError(f"layer {layer!r} not found (layers: {list(adata.layers) or 'none'})")
+    return adata.layers[layer]
+
+
+def x_only(layer: str | None, function: str) -> None:
+    """Transformations are recorded on X only; a layer gets a clear error."""
+    if layer is not None:
+        raise NotImplementedError(
+            f"slaf.pp.{function} records its transformation on X only, not on layer "
+            f"{layer!r}; use scanpy.pp.{function} on to_memory() for layers"
+        )
+
+
+# Values per block handed to a pass: the passes' float64/int64 temporaries are a few times
+# this, so it bounds their memory (~8 MB each) independently of the read chunk size.
+_PASS_VALUES = 1_000_000
+
+
+def prefetched(source: LazyExpressionMatrix) -> Iterator[sp.csr_matrix | np.ndarray]:
+    """``source.chunks()`` with the next chunk read in a background thread while the caller
+    works on the current one (reading and numpy both release the GIL for long stretches)."""
+    chunks = source.chunks()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, chunks, None)
+        while True:
+            chunk = pending.result()
+            if chunk is None:
+                return
+            pending = pool.submit(next, chunks, None)
+            yield chunk
+
+
+def blocks(source: LazyExpressionMatrix) -> Iterator[tuple[int, sp.csr_matrix]]:
+    """``(first row, CSR block)`` over the matrix, in order (dense blocks made sparse), each
+    of at most about a million stored values."""
+    row = 0
+    for chunk in prefetched(source):
+        if not sp.issparse(chunk):
+            chunk = sp.csr_matrix(chunk)
+        lo = 0
+        while lo < chunk.shape[0]:
+            # the most rows from lo whose values fit (at least one row)
+            limit = chunk.indptr[lo] + _PASS_VALUES
+            hi = max(lo + 1, int(np.searchsorted(chunk.indptr, limit, side="right")) - 1)
+            hi = min(hi, chunk.shape[0])
+            yield row + lo, chunk[lo:hi]
+            lo = hi
+        row += chunk.shape[0]
+
+
+def row_ids(block: sp.csr_matrix) -> np.ndarray:
+    """The row of each stored value of a CSR block."""
+    return np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+
+
+def mean_var(sums: np.ndarray, squares: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased variance from float64 sums, by scanpy's ``_get_mean_var`` formula."""
+    mean = sums / n
+    var = squares / n - mean**2
+    if n != 1:
+        var *= n / (n - 1)
+    return mean, var

@@ -1,0 +1,144 @@
+"""``filter_cells`` / ``filter_genes``: scanpy's filters, narrowing the LazyAnnData in place."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from slaf.integrations.anndata import LazyAnnData
+from slaf.pp._stream import blocks, check_adata, row_ids
+
+
+def _one_option(names: tuple[str, ...], values: tuple[float | None, ...]) -> None:
+    if sum(v is not None for v in values) != 1:
+        listed = ", ".join(f"`{n}`" for n in names)
+        raise ValueError(f"Only provide one of the optional parameters {listed} per call.")
+
+
+def _per_axis(adata: LazyAnnData, axis: int, count_genes: bool) -> np.ndarray:
+    """Per cell (axis 1) or per gene (axis 0): the sum of X, or the number of values > 0."""
+    source = adata.X
+    n_obs, n_vars = source.shape
+    out = np.zeros(n_obs if axis == 1 else n_vars, dtype=np.int64 if count_genes else float)
+    for lo, block in blocks(source):
+        weights = (block.data > 0) if count_genes else block.data.astype(np.float64)
+        if axis == 1:
+            part = np.bincount(row_ids(block), weights=weights, minlength=block.shape[0])
+            out[lo : lo + block.shape[0]] = part
+        else:
+            out += np.bincount(block.indices, weights=weights, minlength=n_vars).astype(out.dtype)
+    if not count_genes and np.issubdtype(source.dtype, np.floating):
+        out = out.astype(source.dtype)  # scanpy sums in the data's dtype
+    return out
+
+
+def _mask(number: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+    return number >= low if low is not None else number <= high
+
+
+def filter_cells(
+    data: LazyAnnData,
+    *,
+    min_counts: int | None = None,
+    min_genes: int | None = None,
+    max_counts: int | None = None,
+    max_genes: int | None = None,
+    inplace: bool = True,
+    copy: bool = False,
+) -> LazyAnnData | tuple[np.ndarray, np.ndarray] | None:
+    """Keep cells with enough (or not too many) counts or expressed genes, as
+    ``scanpy.pp.filter_cells``.
+
+    With ``inplace`` the LazyAnnData's cell selection is narrowed (nothing is written) and
+    ``obs["n_genes"]`` or ``obs["n_counts"]`` is added.
+
+    Parameters
+    ----------
+    data
+        The dataset view.
+    min_counts, min_genes, max_counts, max_genes
+        Exactly one: a bound on total counts or on the number of genes with a value > 0.
+    inplace
+        Narrow ``data`` in place; else return ``(cell_subset, number_per_cell)``.
+    copy
+        Filter and return a lazy copy instead (``data`` is left as it is).
+
+    Returns
+    -------
+    tuple of numpy.ndarray, LazyAnnData or None
+
+    Examples
+    --------
+    >>> adata = slaf.read_slaf("pbmc.slaf")                           # doctest: +SKIP
+    >>> slaf.pp.filter_cells(adata, min_genes=200)                    # doctest: +SKIP
+    >>> keep, n_genes = slaf.pp.filter_cells(adata, min_genes=200, inplace=False)  # doctest: +SKIP
+    """
+    adata = check_adata(data, "filter_cells")
+    _one_option(
+        ("min_counts", "min_genes", "max_counts", "max_genes"),
+        (min_counts, min_genes, max_counts, max_genes),
+    )
+    by_genes = min_genes is not None or max_genes is not None
+    number = _per_axis(adata, 1, by_genes)
+    low = min_genes if by_genes else min_counts
+    high = max_genes if by_genes else max_counts
+    keep = _mask(number, low, high)
+    if not inplace:
+        return keep, number
+    adata = adata.copy() if copy else adata
+    adata.obs["n_genes" if by_genes else "n_counts"] = number
+    adata._inplace_subset_obs(keep)
+    return adata if copy else None
+
+
+def filter_genes(
+    data: LazyAnnData,
+    *,
+    min_counts: int | None = None,
+    min_cells: int | None = None,
+    max_counts: int | None = None,
+    max_cells: int | None = None,
+    inplace: bool = True,
+    copy: bool = False,
+) -> LazyAnnData | tuple[np.ndarray, np.ndarray] | None:
+    """Keep genes with enough (or not too many) counts or expressing cells, as
+    ``scanpy.pp.filter_genes``.
+
+    With ``inplace`` the LazyAnnData's gene selection is narrowed and ``var["n_cells"]`` or
+    ``var["n_counts"]`` is added.
+
+    Parameters
+    ----------
+    data
+        The dataset view.
+    min_counts, min_cells, max_counts, max_cells
+        Exactly one: a bound on total counts or on the number of cells with a value > 0.
+    inplace
+        Narrow ``data`` in place; else return ``(gene_subset, number_per_gene)``.
+    copy
+        Filter and return a lazy copy instead.
+
+    Returns
+    -------
+    tuple of numpy.ndarray, LazyAnnData or None
+
+    Examples
+    --------
+    >>> adata = slaf.read_slaf("pbmc.slaf")                           # doctest: +SKIP
+    >>> slaf.pp.filter_genes(adata, min_cells=3)                      # doctest: +SKIP
+    """
+    adata = check_adata(data, "filter_genes")
+    _one_option(
+        ("min_counts", "min_cells", "max_counts", "max_cells"),
+        (min_counts, min_cells, max_counts, max_cells),
+    )
+    by_cells = min_cells is not None or max_cells is not None
+    number = _per_axis(adata, 0, by_cells)
+    low = min_cells if by_cells else min_counts
+    high = max_cells if by_cells else max_counts
+    keep = _mask(number, low, high)
+    if not inplace:
+        return keep, number
+    adata = adata.copy() if copy else adata
+    adata.var["n_cells" if by_cells else "n_counts"] = number
+    adata._inplace_subset_var(keep)
+    return adata if copy else None
