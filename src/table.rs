@@ -69,21 +69,19 @@ impl Table {
                 location.uri(),
                 version.unwrap_or_default()
             )),
-            lance::Error::DatasetNotFound { .. } | lance::Error::NotFound { .. } => {
-                match version {
-                    Some(v) if std::path::Path::new(&uri).is_dir() || !location.is_local() => {
-                        Error::missing_table(format!(
-                            "table '{role}' of dataset {}: version {v} that config.json \
+            lance::Error::DatasetNotFound { .. } | lance::Error::NotFound { .. } => match version {
+                Some(v) if std::path::Path::new(&uri).is_dir() || !location.is_local() => {
+                    Error::missing_table(format!(
+                        "table '{role}' of dataset {}: version {v} that config.json \
                              describes is missing or unreadable at {uri}",
-                            location.uri()
-                        ))
-                    }
-                    _ => Error::missing_table(format!(
-                        "table '{role}' of dataset {} is missing or not a Lance table: {uri}",
                         location.uri()
-                    )),
+                    ))
                 }
-            }
+                _ => Error::missing_table(format!(
+                    "table '{role}' of dataset {} is missing or not a Lance table: {uri}",
+                    location.uri()
+                )),
+            },
             other => Error::storage(format!("opening table '{role}' at {uri}"), other),
         })?;
         let dataset = Arc::new(dataset);

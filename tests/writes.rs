@@ -143,9 +143,6 @@ fn an_append_through_a_symlink_updates_the_dataset_it_points_to() {
         .unwrap();
     writer.finish().unwrap();
     assert!(link.is_symlink());
-    assert_eq!(
-        Dataset::open(&real.to_string_lossy()).unwrap().shape().0,
-        5
-    );
+    assert_eq!(Dataset::open(&real.to_string_lossy()).unwrap().shape().0, 5);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -36,7 +36,10 @@ pub(crate) fn clean(target: &Path) -> Vec<String> {
     let mut notes = Vec::new();
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = prefixes.iter().find_map(|p| file_name.strip_prefix(p.as_str())) else {
+        let Some(rest) = prefixes
+            .iter()
+            .find_map(|p| file_name.strip_prefix(p.as_str()))
+        else {
             continue;
         };
         let path = entry.path();

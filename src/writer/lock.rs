@@ -65,7 +65,10 @@ mod tests {
             tx.send(()).unwrap();
             drop(second);
         });
-        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "not serialized");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "not serialized"
+        );
         assert_eq!(first.path(), dir.as_path());
         drop(first);
         rx.recv_timeout(Duration::from_secs(10)).unwrap();

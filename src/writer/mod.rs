@@ -34,6 +34,7 @@ mod config_out;
 mod expression;
 mod leftovers;
 mod lock;
+mod orphans;
 mod replace;
 mod sink;
 mod staging;
@@ -102,14 +103,33 @@ enum Destination {
     /// A new dataset, staged in a hidden sibling folder.
     New(Staging),
     /// An existing dataset (symlinks resolved), updated in place under its writer lock.
-    Existing(DatasetLock),
+    Existing(InPlace),
 }
 
 impl Destination {
     fn dir(&self) -> &Path {
         match self {
             Self::New(staging) => staging.dir(),
-            Self::Existing(lock) => lock.path(),
+            Self::Existing(in_place) => in_place.lock.path(),
+        }
+    }
+}
+
+/// An append in progress. Abandoned (dropped before its commit), it removes the data files
+/// it wrote into the tables, which no version references, before the lock is released.
+struct InPlace {
+    lock: DatasetLock,
+    tables: Vec<PathBuf>,
+    committed: bool,
+}
+
+impl Drop for InPlace {
+    fn drop(&mut self) {
+        if !self.committed {
+            for table in &self.tables {
+                // Best effort: what is left is removed by the next append (see `versions`).
+                let _ = orphans::remove(table);
+            }
         }
     }
 }
@@ -344,7 +364,15 @@ impl Writer {
             ),
             obsp_keys: ds.obsp_keys(),
             varp_keys: ds.varp_keys(),
-            destination: Destination::Existing(lock),
+            destination: Destination::Existing(InPlace {
+                lock,
+                tables: config
+                    .tables
+                    .values()
+                    .map(|t| dir.join(t.trim_start_matches("./")))
+                    .collect(),
+                committed: false,
+            }),
             previous: Some(previous),
             versions,
             notes,
@@ -684,8 +712,10 @@ impl Writer {
                 stage.publish()
             }
             // The commit point of an append: one atomic rename, under the writer lock.
-            Destination::Existing(lock) => {
-                staging::write_file(&lock.path().join("config.json"), &config)
+            Destination::Existing(mut in_place) => {
+                staging::write_file(&in_place.lock.path().join("config.json"), &config)?;
+                in_place.committed = true;
+                Ok(())
             }
         }
     }
@@ -821,8 +851,8 @@ fn existing_root(path: &str) -> Result<PathBuf> {
             "no dataset at {path}: the path does not exist"
         )));
     }
-    let root = std::fs::canonicalize(local)
-        .map_err(|e| Error::storage(format!("resolving {path}"), e))?;
+    let root =
+        std::fs::canonicalize(local).map_err(|e| Error::storage(format!("resolving {path}"), e))?;
     if !root.join("config.json").is_file() {
         return Err(Error::not_a_dataset(format!(
             "{path} is not a SLAF dataset: it has no config.json"

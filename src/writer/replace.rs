@@ -51,11 +51,18 @@ pub fn check_replaceable(target: &str, inputs: &[String]) -> Result<()> {
         }
     }
     if !target.is_dir() {
-        return Err(refuse(shown, "it is a file, not a SLAF dataset".to_string()));
+        return Err(refuse(
+            shown,
+            "it is a file, not a SLAF dataset".to_string(),
+        ));
     }
     let config_path = target.join("config.json");
-    let bytes = std::fs::read(&config_path)
-        .map_err(|_| refuse(shown, "it is not a SLAF dataset (no config.json)".to_string()))?;
+    let bytes = std::fs::read(&config_path).map_err(|_| {
+        refuse(
+            shown,
+            "it is not a SLAF dataset (no config.json)".to_string(),
+        )
+    })?;
     let config = Config::parse(&bytes, &config_path.to_string_lossy())
         .map_err(|e| refuse(shown, format!("it is not a SLAF dataset ({e})")))?;
     // What a dataset holds: its config, uns.json and the top folder of each table.
@@ -69,8 +76,8 @@ pub fn check_replaceable(target: &str, inputs: &[String]) -> Result<()> {
             });
         own.extend(first);
     }
-    let entries = std::fs::read_dir(&target)
-        .map_err(|e| Error::storage(format!("listing {shown}"), e))?;
+    let entries =
+        std::fs::read_dir(&target).map_err(|e| Error::storage(format!("listing {shown}"), e))?;
     let mut foreign: Vec<String> = entries
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -98,8 +98,9 @@ impl Staging {
         let io = |what: String, e: std::io::Error| Error::storage(what, e);
         if self.target.exists() {
             let lock = DatasetLock::acquire(&self.target)?;
-            check_replaceable(&self.target.to_string_lossy(), &[])
-                .map_err(|e| e.map_message(|m| m.replace(&*self.target.to_string_lossy(), &shown)))?;
+            check_replaceable(&self.target.to_string_lossy(), &[]).map_err(|e| {
+                e.map_message(|m| m.replace(&*self.target.to_string_lossy(), &shown))
+            })?;
             let old = sibling(&self.target, "old")?;
             std::fs::rename(&self.target, &old)
                 .map_err(|e| io(format!("moving the old {shown} aside"), e))?;

@@ -10,6 +10,7 @@ use std::path::Path;
 use lance::dataset::builder::DatasetBuilder;
 use serde_json::{json, Value};
 
+use super::orphans;
 use super::staging::write_file;
 use crate::config::{Config, TABLE_VERSIONS};
 use crate::error::{Error, Result};
@@ -61,6 +62,13 @@ pub(crate) fn pin(
             ));
         }
         versions.insert(role.clone(), recorded);
+        let (files, bytes) = orphans::remove(Path::new(&uri))?;
+        if files > 0 {
+            notes.push(format!(
+                "removed {files} data file(s) ({bytes} bytes) of table '{role}' of {shown}, \
+                 left behind by an interrupted write"
+            ));
+        }
     }
     if unrecorded {
         let mut document = config.document.clone();

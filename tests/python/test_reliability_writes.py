@@ -99,6 +99,46 @@ def test_readers_open_the_versions_config_describes(tmp_path: Path) -> None:
     assert list(data.obs["cell_id"]) == [f"a{i}" for i in range(5)] + [f"b{i}" for i in range(3)]
 
 
+def _data_files(dataset: Path) -> set[str]:
+    return {f"{t.name}/{f.name}" for t in dataset.glob("*.lance") for f in (t / "data").iterdir()}
+
+
+def test_a_failed_append_removes_its_data_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = sys.modules["slaf.convert"]
+    base = Path(convert(_h5ad(tmp_path / "a.h5ad", 5, "a", 1), tmp_path / "ds.slaf"))
+    before = _data_files(base)
+    rows = module._CsrRows.rows
+    calls = {"n": 0}
+
+    def failing(self: object, start: int, stop: int) -> object:
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise RuntimeError("disk on fire")
+        return rows(self, start, stop)
+
+    # Over a million values before the failure: the writer has sent rows to a data file.
+    x = np.random.default_rng(2).integers(1, 4, (100_000, N_GENES)).astype(np.float32)
+    big = _h5ad(tmp_path / "b.h5ad", 100_000, "b", 2, x=x)
+    monkeypatch.setattr(module._CsrRows, "rows", failing)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        append(big, base, chunk_size=10_000)
+    assert calls["n"] == 10
+    assert _data_files(base) == before and SLAFArray(base).n_cells == 5
+
+
+def test_data_files_a_killed_append_left_are_removed_by_the_next(tmp_path: Path) -> None:
+    base = Path(convert(_h5ad(tmp_path / "a.h5ad", 5, "a", 1), tmp_path / "ds.slaf"))
+    data = base / "expression.lance" / "data"
+    stray = data / "0000deadbeef.lance"
+    stray.write_bytes(next(data.iterdir()).read_bytes())
+    assert SLAFArray(base).nnz == SLAFArray(base).config["metadata"]["expression_count"]
+    with pytest.warns(UserWarning, match=r"removed 1 data file"):
+        append(_h5ad(tmp_path / "b.h5ad", 3, "b", 2), base)
+    assert not stray.exists() and _consistent(base) is None
+
+
 def test_datasets_without_recorded_versions_still_open_and_append(tmp_path: Path) -> None:
     base = Path(convert(_h5ad(tmp_path / "a.h5ad", 5, "a", 1), tmp_path / "ds.slaf"))
     config = json.loads((base / "config.json").read_text())
