@@ -18,6 +18,9 @@ const DEFAULT_TABLES: &[(&str, &str)] = &[
     ("genes", "genes.lance"),
 ];
 
+/// The config key recording the Lance version of each table (see [`Config::table_versions`]).
+pub const TABLE_VERSIONS: &str = "table_versions";
+
 /// A parsed `config.json`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -29,6 +32,9 @@ pub struct Config {
     pub n_genes: usize,
     /// Table role (`expression`, `cells`, `genes`, `layers`, `cellsxcells`, ...) → relative path.
     pub tables: BTreeMap<String, String>,
+    /// Table role → the Lance version this config describes (`table_versions`, written by this
+    /// writer). Readers open exactly these versions; roles without one open the latest.
+    pub table_versions: BTreeMap<String, u64>,
     /// The document as read.
     pub document: Map<String, Value>,
 }
@@ -85,13 +91,40 @@ impl Config {
             Some(other) => return Err(bad(format!("tables must be an object, got {other}"))),
         };
 
+        let table_versions = match document.get(TABLE_VERSIONS) {
+            None => BTreeMap::new(),
+            Some(Value::Object(map)) => {
+                let mut versions = BTreeMap::new();
+                for (role, version) in map {
+                    let Some(version) = version.as_u64() else {
+                        return Err(bad(format!(
+                            "{TABLE_VERSIONS}.{role} must be a Lance version number, got {version}"
+                        )));
+                    };
+                    versions.insert(role.clone(), version);
+                }
+                versions
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "{TABLE_VERSIONS} must be an object, got {other}"
+                )))
+            }
+        };
+
         Ok(Self {
             format_version,
             n_cells,
             n_genes,
             tables,
+            table_versions,
             document,
         })
+    }
+
+    /// The Lance version of table `role` this config describes, when it records one.
+    pub fn table_version(&self, role: &str) -> Option<u64> {
+        self.table_versions.get(role).copied()
     }
 
     /// Keys listed under a section's `available` list (`layers`, `obsm`, `varm`, `obsp`, `varp`).
@@ -154,6 +187,18 @@ mod tests {
         assert_eq!(config.available("obsm"), vec!["X_umap"]);
         assert!(config.available("varm").is_empty());
         assert!(config.document.contains_key("future_key"));
+        assert_eq!(config.table_version("cells"), None);
+    }
+
+    #[test]
+    fn table_versions_are_read_and_checked() {
+        let text = br#"{"array_shape": [1, 2], "table_versions": {"expression": 3, "cells": 1}}"#;
+        let config = Config::parse(text, "config.json").unwrap();
+        assert_eq!(config.table_version("expression"), Some(3));
+        assert_eq!(config.table_version("genes"), None);
+        let bad = br#"{"array_shape": [1, 2], "table_versions": {"cells": -1}}"#;
+        let err = Config::parse(bad, "config.json").unwrap_err();
+        assert!(err.message().contains("table_versions.cells"), "{err}");
     }
 
     #[test]

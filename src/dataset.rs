@@ -86,11 +86,18 @@ impl Dataset {
                 ))
             })?;
         let config = Config::parse(&bytes, &origin)?;
-        let (expression, cells, genes) = futures::try_join!(
-            Table::open(&location, "expression", &config.tables["expression"]),
-            Table::open(&location, "cells", &config.tables["cells"]),
-            Table::open(&location, "genes", &config.tables["genes"]),
-        )?;
+        // Each table at the version config.json describes: a write in progress (new table
+        // versions, config not yet replaced) stays invisible.
+        let open = |role: &'static str| {
+            Table::open(
+                &location,
+                role,
+                &config.tables[role],
+                config.table_version(role),
+            )
+        };
+        let (expression, cells, genes) =
+            futures::try_join!(open("expression"), open("cells"), open("genes"))?;
         for column in [CELL_COLUMN, GENE_COLUMN, VALUE_COLUMN] {
             expression.require_column(column)?;
         }
@@ -319,6 +326,7 @@ impl Dataset {
             block_on(LayerTable::open(
                 &self.location,
                 relative,
+                self.config.table_version("layers"),
                 self.config.n_cells,
             ))
         })?;
@@ -438,7 +446,8 @@ impl Dataset {
             .cloned()
             .unwrap_or_else(|| format!("{role}.lance"));
         block_on(async {
-            let table = Table::open(&self.location, role, &relative).await?;
+            let version = self.config.table_version(role);
+            let table = Table::open(&self.location, role, &relative, version).await?;
             let (col_i, col_j) = (format!("{id}_i"), format!("{id}_j"));
             let value_type = table.require_column(key)?.clone();
             let batches = table.scan(&[&col_i, &col_j, key], None).await?;

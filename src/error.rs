@@ -94,6 +94,13 @@ impl Error {
         Self::new(ErrorKind::InvalidArgument, message)
     }
 
+    /// The same error with its message rewritten (a hidden staging path replaced by the path
+    /// the user gave).
+    pub(crate) fn map_message(mut self, rewrite: impl FnOnce(&str) -> String) -> Self {
+        self.message = rewrite(&self.message);
+        self
+    }
+
     /// A storage failure while doing `context` (e.g. "reading table 'cells' of /data/x.slaf").
     pub(crate) fn storage(
         context: impl Into<String>,

@@ -23,8 +23,13 @@ pub(crate) struct LayerTable {
 }
 
 impl LayerTable {
-    pub async fn open(location: &Location, relative: &str, n_cells: usize) -> Result<Self> {
-        let table = Table::open(location, "layers", relative).await?;
+    pub async fn open(
+        location: &Location,
+        relative: &str,
+        version: Option<u64>,
+        n_cells: usize,
+    ) -> Result<Self> {
+        let table = Table::open(location, "layers", relative, version).await?;
         table.require_column(CELL_COLUMN)?;
         table.require_column(GENE_COLUMN)?;
         let index = StartIndex::derive(&table, CELL_COLUMN, n_cells).await?;

@@ -128,7 +128,8 @@ fn lance_table(ds: &Dataset, name: &str) -> Result<Arc<lance::Dataset>> {
             ),
         ));
     };
-    let table = block_on(Table::open(ds.location(), role, relative))?;
+    let version = ds.config().table_version(role);
+    let table = block_on(Table::open(ds.location(), role, relative, version))?;
     Ok(table.lance().clone())
 }
 

@@ -41,8 +41,15 @@ pub struct Table {
 }
 
 impl Table {
-    /// Opens the table `role` (e.g. `"cells"`) stored at `relative` under the dataset root.
-    pub async fn open(location: &Location, role: &str, relative: &str) -> Result<Self> {
+    /// Opens the table `role` (e.g. `"cells"`) stored at `relative` under the dataset root, at
+    /// Lance `version` (what config.json records, so that config and tables agree) or the
+    /// latest version when `None`.
+    pub async fn open(
+        location: &Location,
+        role: &str,
+        relative: &str,
+        version: Option<u64>,
+    ) -> Result<Self> {
         let uri = location.join(relative);
         if location.is_local() && !std::path::Path::new(&uri).is_dir() {
             return Err(Error::missing_table(format!(
@@ -50,19 +57,33 @@ impl Table {
                 location.uri()
             )));
         }
-        let dataset = DatasetBuilder::from_uri(&uri)
-            .with_storage_options(location.storage_options().clone())
-            .load()
-            .await
-            .map_err(|e| match e {
-                lance::Error::DatasetNotFound { .. } | lance::Error::NotFound { .. } => {
+        let mut builder =
+            DatasetBuilder::from_uri(&uri).with_storage_options(location.storage_options().clone());
+        if let Some(version) = version {
+            builder = builder.with_version(version);
+        }
+        let dataset = builder.load().await.map_err(|e| match e {
+            lance::Error::VersionNotFound { .. } => Error::missing_table(format!(
+                "table '{role}' of dataset {} has lost version {} that config.json describes: \
+                 {uri} is damaged",
+                location.uri(),
+                version.unwrap_or_default()
+            )),
+            lance::Error::DatasetNotFound { .. } | lance::Error::NotFound { .. } => match version {
+                Some(v) if std::path::Path::new(&uri).is_dir() || !location.is_local() => {
                     Error::missing_table(format!(
-                        "table '{role}' of dataset {} is missing or not a Lance table: {uri}",
+                        "table '{role}' of dataset {}: version {v} that config.json \
+                             describes is missing or unreadable at {uri}",
                         location.uri()
                     ))
                 }
-                other => Error::storage(format!("opening table '{role}' at {uri}"), other),
-            })?;
+                _ => Error::missing_table(format!(
+                    "table '{role}' of dataset {} is missing or not a Lance table: {uri}",
+                    location.uri()
+                )),
+            },
+            other => Error::storage(format!("opening table '{role}' at {uri}"), other),
+        })?;
         let dataset = Arc::new(dataset);
         let schema = Arc::new(ArrowSchema::from(dataset.schema()));
         let mut fragments = Vec::new();
@@ -121,6 +142,11 @@ impl Table {
     /// Logical row offset where each fragment starts.
     pub fn fragment_starts(&self) -> impl Iterator<Item = u64> + '_ {
         self.fragments.iter().map(|f| f.start)
+    }
+
+    /// The Lance version opened.
+    pub fn version(&self) -> u64 {
+        self.dataset.manifest().version
     }
 
     /// The underlying Lance dataset, for adapters that scan it themselves.
@@ -396,7 +422,7 @@ mod tests {
         let Some(location) = fixture("pbmc68k_reduced_inmemory.slaf") else {
             return;
         };
-        let cells = block_on(Table::open(&location, "cells", "cells.lance")).unwrap();
+        let cells = block_on(Table::open(&location, "cells", "cells.lance", None)).unwrap();
         for filter in [
             "bulk_labels = 'CD14+ Monocyte'",
             "bulk_labels IN ('CD56+ NK', 'Dendritic') AND n_genes > 800",

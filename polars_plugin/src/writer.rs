@@ -12,7 +12,9 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use slaf::writer::{fits_uint16, Coo, CsrChunk, NewDataset, Pairwise, ValueType, Writer};
+use slaf::writer::{
+    check_replaceable, fits_uint16, Coo, CsrChunk, NewDataset, Pairwise, ValueType, Writer,
+};
 
 use crate::errors::IntoPy;
 
@@ -91,6 +93,8 @@ fn record_batch(obj: &Bound<'_, PyAny>) -> PyResult<RecordBatch> {
 #[pyclass(module = "slaf._native")]
 pub struct NativeWriter {
     inner: Option<Writer>,
+    /// `finish` returned: the write is complete and visible.
+    committed: bool,
 }
 
 impl NativeWriter {
@@ -143,14 +147,39 @@ impl NativeWriter {
             rows_per_fragment,
         };
         let inner = py.detach(|| Writer::create(&path, spec)).py_err()?;
-        Ok(Self { inner: Some(inner) })
+        Ok(Self {
+            inner: Some(inner),
+            committed: false,
+        })
     }
 
-    /// Opens an existing dataset to append cells to it.
+    /// Opens an existing dataset to append cells to it (waits while another writer holds it).
     #[staticmethod]
     fn append(py: Python<'_>, path: String) -> PyResult<Self> {
         let inner = py.detach(|| Writer::append(&path)).py_err()?;
-        Ok(Self { inner: Some(inner) })
+        Ok(Self {
+            inner: Some(inner),
+            committed: false,
+        })
+    }
+
+    /// Fails unless `--overwrite` may replace what is at `path` by a dataset converted from
+    /// `inputs` (only a SLAF dataset that holds none of them).
+    #[staticmethod]
+    fn check_replaceable(py: Python<'_>, path: String, inputs: Vec<String>) -> PyResult<()> {
+        py.detach(|| check_replaceable(&path, &inputs)).py_err()
+    }
+
+    /// What was found and done before writing (leftovers removed, versions rolled back).
+    #[getter]
+    fn notes(&mut self) -> PyResult<Vec<String>> {
+        Ok(self.writer()?.notes().to_vec())
+    }
+
+    /// Whether `finish` completed: the write happened and is visible.
+    #[getter]
+    fn committed(&self) -> bool {
+        self.committed
     }
 
     #[getter]
@@ -276,7 +305,9 @@ impl NativeWriter {
             .inner
             .take()
             .ok_or_else(|| PyValueError::new_err("this writer is already finished or aborted"))?;
-        py.detach(|| writer.finish()).py_err()
+        py.detach(|| writer.finish()).py_err()?;
+        self.committed = true;
+        Ok(())
     }
 
     /// Discards everything written (the target is left as it was).

@@ -1,7 +1,8 @@
 """The ``slaf`` command line: ``convert``, ``append`` and ``info``.
 
 User mistakes end with a one-line ``slaf: error: ...`` on stderr and exit status 1 (2 for
-bad arguments); never a traceback.
+bad arguments); never a traceback. The exit status says whether the write happened: 0 only
+when it did (even if Ctrl-C arrived after its commit), non-zero only when nothing changed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+_NONFINITE = "store NaN/inf values of X (with a warning) instead of refusing the input"
+
+
 def _parser() -> argparse.ArgumentParser:
     from slaf.convert import DEFAULT_CHUNK_SIZE, FORMATS
 
@@ -31,14 +35,18 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("paths", nargs="+", metavar="IN... OUT", help="inputs, then the output")
     convert.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N")
     convert.add_argument("--format", choices=FORMATS, default=None)
-    convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    convert.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output (a SLAF dataset only)"
+    )
     convert.add_argument("--quiet", action="store_true", help="no progress line")
+    convert.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE)
 
     append = commands.add_parser("append", help="append inputs to an existing dataset")
     append.add_argument("paths", nargs="+", metavar="IN... EXISTING")
     append.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N")
     append.add_argument("--format", choices=FORMATS, default=None)
     append.add_argument("--quiet", action="store_true", help="no progress line")
+    append.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE)
 
     info = commands.add_parser("info", help="summarise a dataset")
     info.add_argument("path")
@@ -64,8 +72,8 @@ def _run(args: argparse.Namespace) -> None:
             chunk_size=args.chunk_size,
             overwrite=args.overwrite,
             progress=show,
+            allow_nonfinite=args.allow_nonfinite,
         )
-        print(f"wrote {destination}")
     else:
         append(
             inputs,
@@ -73,8 +81,16 @@ def _run(args: argparse.Namespace) -> None:
             input_format=args.format,
             chunk_size=args.chunk_size,
             progress=show,
+            allow_nonfinite=args.allow_nonfinite,
         )
-        print(f"appended {len(inputs)} input(s) to {destination}")
+    print(_done(args))
+
+
+def _done(args: argparse.Namespace) -> str:
+    *inputs, destination = args.paths
+    if args.command == "convert":
+        return f"wrote {destination}"
+    return f"appended {len(inputs)} input(s) to {destination}"
 
 
 class _UsageError(Exception):
@@ -101,13 +117,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         _run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if getattr(e, "slaf_written", False):
+            # Ctrl-C came after the commit: the write is complete, and rerunning would repeat it.
+            print(_done(args))
+            sys.stderr.write("\nslaf: interrupted after the write had completed\n")
+            return 0
         sys.stderr.write("\nslaf: interrupted; nothing was written\n")
         return 130
     except _UsageError as e:
         sys.stderr.write(f"slaf: error: {e}\n")
         return 2
     except Exception as e:  # every failure is reported as one line, never a traceback
+        if getattr(e, "slaf_written", False):
+            print(_done(args))
+            sys.stderr.write(f"slaf: warning: after the write completed: {_one_line(e)}\n")
+            return 0
         sys.stderr.write(f"slaf: error: {_one_line(e)}\n")
         return 1
     return 0

@@ -305,7 +305,8 @@ class _Banded(_Matrix):
             return
         n_bands = -(-self.shape[0] // self.band_rows)
         segments: list[list[tuple[int, int, np.dtype]]] = [[] for _ in range(n_bands)]
-        fd, name = tempfile.mkstemp(prefix=".slaf-scratch-", dir=self._scratch)
+        # The process id in the name lets the next write here remove it if this one is killed.
+        fd, name = tempfile.mkstemp(prefix=f".slaf-scratch-{os.getpid()}-", dir=self._scratch)
         self._file = Path(name)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -702,28 +703,72 @@ def _mtx_header(path: Path) -> tuple[list[str], tuple[int, int, int], int]:
     return [b.lower() for b in banner[1:5]], (size[0], size[1], size[2]), lines + 1
 
 
-def _mtx_blocks(path: Path, field: str, skip: int) -> Iterator[_Block]:
+class _Tail:
+    """A text handle that remembers the last character read (to tell a file cut mid-line)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.last = handle, ""
+
+    def read(self, size: int = -1) -> str:
+        text = self.handle.read(size)
+        if text:
+            self.last = text[-1]
+        return text
+
+
+def _mtx_blocks(
+    path: Path, field: str, skip: int, shape: tuple[int, int], nnz: int
+) -> Iterator[_Block]:
     """The entries of a 10x (genes × cells) MTX file as cells × genes, a block of lines at a
-    time."""
+    time. The file must hold exactly the ``nnz`` entries its header promises, each a whole
+    line of in-range indices: a truncated file is an error, never half a matrix."""
     import pandas as pd
 
+    n_genes, n_cells = shape
     columns = [0, 1] if field == "pattern" else [0, 1, 2]
     dtype = {0: np.int64, 1: np.int64, 2: np.int64 if field == "integer" else np.float64}
-    with _open_text(path) as handle:
-        reader = pd.read_csv(
-            handle,
-            sep=r"\s+",
-            header=None,
-            skiprows=skip,
-            usecols=columns,
-            dtype={k: dtype[k] for k in columns},
-            chunksize=_BAND_ENTRIES,
+    seen = 0
+    with _open_text(path) as raw:
+        handle = _Tail(raw)
+        try:
+            reader = pd.read_csv(
+                handle,
+                sep=r"\s+",
+                header=None,
+                skiprows=skip,
+                usecols=columns,
+                dtype={k: dtype[k] for k in columns},
+                chunksize=_BAND_ENTRIES,
+            )
+            for block in reader:
+                if block.isna().to_numpy().any():
+                    raise ValueError("a line has fewer fields than the format needs")
+                genes = block[0].to_numpy() - 1
+                cells = block[1].to_numpy() - 1
+                for ids, n, what in ((genes, n_genes, "gene"), (cells, n_cells, "cell")):
+                    if len(ids) and (ids.min() < 0 or ids.max() >= n):
+                        raise ValueError(f"a {what} index is outside 1..{n}")
+                values = (
+                    block[2].to_numpy() if field != "pattern" else np.ones(len(block), np.uint8)
+                )
+                seen += len(block)
+                yield cells, genes, values
+        except (ValueError, EOFError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            if isinstance(e, pd.errors.EmptyDataError) and nnz == 0:
+                return
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InvalidArgumentError(
+                f"{path} is malformed after {seen:,} entries: {reason}"
+            ) from None
+        if handle.last not in ("", "\n"):
+            raise InvalidArgumentError(
+                f"{path} ends in the middle of a line (the file is cut short?)"
+            )
+    if seen != nnz:
+        raise InvalidArgumentError(
+            f"{path}: the header promises {nnz:,} entries but the file holds {seen:,} (the file "
+            "is truncated or its header is wrong)"
         )
-        for block in reader:
-            genes = block[0].to_numpy() - 1
-            cells = block[1].to_numpy() - 1
-            values = block[2].to_numpy() if field != "pattern" else np.ones(len(block), np.uint8)
-            yield cells, genes, values
 
 
 def _tenx_mtx(path: str, scratch: Path | None) -> _Source:
@@ -749,7 +794,10 @@ def _tenx_mtx(path: str, scratch: Path | None) -> _Source:
     ):
         # What 10x writes: read in blocks of lines, regrouped by cells through a scratch file.
         source.x = _Banded(
-            (n_cells, n_genes), nnz, lambda: _mtx_blocks(matrix, field, skip), scratch
+            (n_cells, n_genes),
+            nnz,
+            lambda: _mtx_blocks(matrix, field, skip, (n_genes, n_cells), nnz),
+            scratch,
         )
     else:
         with _open_text(matrix) as handle:
@@ -847,6 +895,49 @@ class _NotUint16(Exception):
     """X holds a value that is not an integer in 0..65535 (so it cannot be stored as uint16)."""
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class _ValueCheck:
+    """Refuses X values that float32 storage would not keep: NaN, ±inf and finite values
+    beyond float32's range (which would become ±inf). With ``allow`` they are stored (NaN as
+    NaN, the others as ±inf) and counted for one warning at the end."""
+
+    def __init__(self, allow: bool) -> None:
+        self.allow = allow
+        self.counts = {"NaN": 0, "infinite": 0, "beyond float32's range": 0}
+
+    def check(self, data: np.ndarray, where: str) -> None:
+        if data.dtype.kind != "f" or not len(data):
+            return
+        # min/max propagate NaN: one cheap pass decides whether anything needs a closer look.
+        lo, hi = data.min(), data.max()
+        if -_FLOAT32_MAX <= lo and hi <= _FLOAT32_MAX:
+            return
+        nan = int(np.isnan(data).sum())
+        inf = int(np.isinf(data).sum())
+        big = int((np.abs(data[np.isfinite(data)]) > _FLOAT32_MAX).sum())
+        found = {"NaN": nan, "infinite": inf, "beyond float32's range": big}
+        if not self.allow:
+            what = ", ".join(f"{n:,} {k}" for k, n in found.items() if n)
+            raise InvalidArgumentError(
+                f"{where}: X holds values that cannot be stored as numbers ({what}); pass "
+                "allow_nonfinite=True (--allow-nonfinite) to store them anyway (NaN as NaN, "
+                "the others as ±inf)"
+            )
+        for k, n in found.items():
+            self.counts[k] += n
+
+    def warn(self) -> None:
+        what = ", ".join(f"{n:,} {k}" for k, n in self.counts.items() if n)
+        if what:
+            warnings.warn(
+                f"X holds {what} values; stored as NaN / ±inf as allowed "
+                "(statistics in config.json leave them out)",
+                stacklevel=3,
+            )
+
+
 def _write_cells(
     writer: Any,
     source: _Source,
@@ -854,12 +945,15 @@ def _write_cells(
     chunk_size: int,
     progress: _Progress,
     uint16: bool,
+    values: _ValueCheck,
 ) -> None:
     writer.begin_source(source.path, source.n_cells)
     label = f"converting {Path(source.path).name}"
     for start in range(0, source.n_cells, chunk_size):
         stop = min(source.n_cells, start + chunk_size)
-        indptr, indices, data = (_arrow(a) for a in source.x.rows(start, stop))
+        rows = source.x.rows(start, stop)
+        values.check(rows[2], source.path)
+        indptr, indices, data = (_arrow(a) for a in rows)
         # The value type check rides on the read: no separate pass over the values.
         if uint16 and len(data) and not _native.NativeWriter.fits_uint16(data):
             raise _NotUint16
@@ -889,6 +983,10 @@ def _unify(tables: list[Any]) -> list[Any]:
     return out
 
 
+def _paths(inputs: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    return [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+
+
 @contextmanager
 def _opened(
     inputs: PathLike | Sequence[PathLike],
@@ -900,7 +998,7 @@ def _opened(
     them afterwards. Scratch files (CSC and MTX inputs) go next to ``output``."""
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise InvalidArgumentError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    paths = _paths(inputs)
     if not paths:
         raise InvalidArgumentError("no input files given")
     parent = Path(output).absolute().parent
@@ -921,23 +1019,35 @@ def _write(
     chunk_size: int,
     progress: bool,
     prepare: Callable[[Any], list[Any]],
+    allow_nonfinite: bool,
 ) -> None:
     """Runs ``prepare(writer)`` (checks and dataset-wide tables; returns each source's obs
-    table), writes every source's cells and finishes the dataset. Any failure aborts
-    ``writer``, which leaves the target as it was. For a uint16 dataset, a value that does not
-    fit raises :class:`_NotUint16`."""
+    table), writes every source's cells and finishes the dataset. Any failure before the
+    commit aborts ``writer``, which leaves the target as it was. For a uint16 dataset, a value
+    that does not fit raises :class:`_NotUint16`.
+
+    An exception that arrives once the write is committed (Ctrl-C during the last step) is
+    raised with ``slaf_written = True`` set on it, so callers can say what happened."""
+    for note in writer.notes:
+        warnings.warn(note, stacklevel=3)
     bar = _Progress(sum(s.n_cells for s in sources), progress)
     uint16 = writer.value_type == "uint16"
+    values = _ValueCheck(allow_nonfinite)
     try:
-        obs_tables = prepare(writer)
-        for source, obs in zip(sources, obs_tables, strict=True):
-            _write_cells(writer, source, obs, chunk_size, bar, uint16)
-        writer.finish()
-    except BaseException:
-        writer.abort()
+        try:
+            obs_tables = prepare(writer)
+            for source, obs in zip(sources, obs_tables, strict=True):
+                _write_cells(writer, source, obs, chunk_size, bar, uint16, values)
+            writer.finish()
+        finally:
+            bar.close()
+        values.warn()
+    except BaseException as e:
+        if writer.committed:
+            e.slaf_written = True  # type: ignore[attr-defined]
+        else:
+            writer.abort()
         raise
-    finally:
-        bar.close()
 
 
 def convert(
@@ -949,6 +1059,7 @@ def convert(
     overwrite: bool = False,
     progress: bool = False,
     rows_per_fragment: int | None = None,
+    allow_nonfinite: bool = False,
 ) -> str:
     """Convert h5ad / 10x inputs into one SLAF dataset.
 
@@ -964,11 +1075,16 @@ def convert(
     chunk_size
         Cells read and written per step (bounds memory).
     overwrite
-        Replace an existing ``output``; otherwise an existing ``output`` is an error.
+        Replace an existing ``output``; otherwise an existing ``output`` is an error. Only a
+        SLAF dataset is replaced: a file, a folder holding anything else, the current
+        directory or a folder that holds an input is refused (nothing is deleted).
     progress
         Print a progress line on stderr.
     rows_per_fragment
         Expression rows per Lance fragment (default ~4 million).
+    allow_nonfinite
+        Store NaN and ±inf values of X (and float64 values beyond float32's range, as ±inf)
+        with a warning, instead of refusing the input.
 
     Returns
     -------
@@ -984,10 +1100,12 @@ def convert(
         An input does not exist.
     """
     out = os.fspath(output)
-    if os.path.exists(out) and not overwrite:
-        raise InvalidArgumentError(
-            f"{out} already exists; pass overwrite=True (--overwrite) to replace it"
-        )
+    if os.path.lexists(out):
+        if not overwrite:
+            raise InvalidArgumentError(
+                f"{out} already exists; pass overwrite=True (--overwrite) to replace it"
+            )
+        _native.NativeWriter.check_replaceable(out, [os.fspath(p) for p in _paths(inputs)])
     with _opened(inputs, input_format, chunk_size, out) as sources:
         first = sources[0]
         for other in sources[1:]:
@@ -1016,7 +1134,7 @@ def convert(
                 rows_per_fragment,
             )
             try:
-                _write(writer, sources, chunk_size, progress, prepare)
+                _write(writer, sources, chunk_size, progress, prepare, allow_nonfinite)
                 break
             except _NotUint16:
                 continue
@@ -1046,11 +1164,15 @@ def append(
     input_format: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = False,
+    allow_nonfinite: bool = False,
 ) -> str:
     """Append the cells of h5ad / 10x inputs to an existing SLAF dataset.
 
-    The new cells get the next integer ids; every table gains a new Lance version. The
-    dataset is updated in a hard-linked copy that replaces it only when complete.
+    The new cells get the next integer ids; the tables gain new Lance versions, committed in
+    place, and config.json (which records the versions it describes) is replaced last, in one
+    atomic step: readers see the dataset before or after the append, never in between. Appends
+    to one dataset wait for each other, so concurrent appends all land, one after the other.
+    A symlink to a dataset is followed.
 
     Parameters
     ----------
@@ -1058,7 +1180,7 @@ def append(
         Input path(s) with the dataset's genes in the dataset's order.
     existing
         The dataset to extend.
-    input_format, chunk_size, progress
+    input_format, chunk_size, progress, allow_nonfinite
         As for :func:`convert`.
 
     Returns
@@ -1083,7 +1205,7 @@ def append(
             return [s.obs_table() for s in sources]
 
         try:
-            _write(writer, sources, chunk_size, progress, prepare)
+            _write(writer, sources, chunk_size, progress, prepare, allow_nonfinite)
         except _NotUint16:
             raise InvalidArgumentError(
                 f"{target} stores integer (uint16) values but the new inputs hold other "

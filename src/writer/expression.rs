@@ -76,7 +76,12 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// Adds one value; NaN and ±inf (stored only when the user allows them) are left out, so
+    /// the recorded statistics stay numbers.
     pub(crate) fn add(&mut self, v: f64) {
+        if !v.is_finite() {
+            return;
+        }
         self.count += 1;
         self.sum += v;
         self.sum_sq += v * v;
@@ -121,9 +126,15 @@ impl Stats {
                 hi[k] = hi[k].max(v);
             }
         }
+        let (block_sum, block_sum_sq) = (sum.iter().sum::<f64>(), sum_sq.iter().sum::<f64>());
+        if !(block_sum.is_finite() && block_sum_sq.is_finite()) {
+            // NaN or ±inf among the values (rare, allowed on request): one value at a time.
+            values.iter().for_each(|&v| self.add(v as f64));
+            return;
+        }
         self.count += (values.len() - blocks.remainder().len()) as u64;
-        self.sum += sum.iter().sum::<f64>();
-        self.sum_sq += sum_sq.iter().sum::<f64>();
+        self.sum += block_sum;
+        self.sum_sq += block_sum_sq;
         self.min = lo.iter().fold(self.min, |a, &b| a.min(b));
         self.max = hi.iter().fold(self.max, |a, &b| a.max(b));
         for &v in blocks.remainder() {
@@ -552,6 +563,18 @@ mod tests {
     fn column<T: arrow_array::ArrowPrimitiveType>(batch: &RecordBatch, i: usize) -> Vec<T::Native> {
         use arrow_array::cast::AsArray;
         batch.column(i).as_primitive::<T>().values().to_vec()
+    }
+
+    #[test]
+    fn statistics_leave_out_nan_and_inf() {
+        let mut stats = Stats::default();
+        let mut values = vec![1.0f32; 16];
+        values[3] = f32::NAN;
+        values[9] = f32::INFINITY;
+        stats.add_f32(&values);
+        assert_eq!(stats.count, 14);
+        assert_eq!(stats.mean_std(), (1.0, 0.0));
+        assert_eq!((stats.min, stats.max), (1.0, 1.0));
     }
 
     #[test]

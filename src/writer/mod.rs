@@ -1,9 +1,12 @@
 //! The SLAF writer: streams chunks of cells (CSR) with their annotations into a new dataset, or
 //! appends them to an existing one as new Lance versions.
 //!
-//! Safety: everything is written into a hidden sibling directory (for an append, a hard-linked
-//! copy of the dataset) and renamed onto the target only after `config.json`, written last, is
-//! in place. A failed, dropped or killed write leaves the target as it was.
+//! Safety: a new dataset is written into a hidden sibling directory and renamed onto the
+//! target only after `config.json`, written last, is in place. An append holds the dataset's
+//! writer lock (concurrent appends are serialized), commits new Lance versions of the tables
+//! in place and then replaces `config.json` atomically, recording the table versions it
+//! describes; readers open exactly those versions. Either way a failed, dropped or killed
+//! write leaves what readers see as it was.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -29,12 +32,17 @@
 mod chunk;
 mod config_out;
 mod expression;
+mod leftovers;
+mod lock;
+mod orphans;
+mod replace;
 mod sink;
 mod staging;
 mod tables;
+mod versions;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::compute::concat_batches;
 use arrow_array::{RecordBatch, StringArray};
@@ -43,16 +51,19 @@ use serde_json::{json, Map, Value};
 
 pub use chunk::{fits_uint16, CsrChunk};
 pub use expression::ValueType;
+pub use replace::check_replaceable;
 pub use sink::DEFAULT_ROWS_PER_FRAGMENT;
 pub use tables::Coo;
 
 use crate::columns::to_strings;
+use crate::config::{Config, TABLE_VERSIONS};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::runtime::block_on;
 use crate::table::Table;
 use expression::{ExpressionBuffer, IdTypes, Stats};
+use lock::DatasetLock;
 use sink::TableSink;
 use staging::Staging;
 use tables::{align, axis_batch, pairwise_batch, LayerRows};
@@ -87,9 +98,49 @@ pub enum Pairwise {
     Varp,
 }
 
+/// Where a write goes.
+enum Destination {
+    /// A new dataset, staged in a hidden sibling folder.
+    New(Staging),
+    /// An existing dataset (symlinks resolved), updated in place under its writer lock.
+    Existing(InPlace),
+}
+
+impl Destination {
+    fn dir(&self) -> &Path {
+        match self {
+            Self::New(staging) => staging.dir(),
+            Self::Existing(in_place) => in_place.lock.path(),
+        }
+    }
+}
+
+/// An append in progress. Abandoned (dropped before its commit), it removes the data files
+/// it wrote into the tables, which no version references, before the lock is released.
+struct InPlace {
+    lock: DatasetLock,
+    tables: Vec<PathBuf>,
+    committed: bool,
+}
+
+impl Drop for InPlace {
+    fn drop(&mut self) {
+        if !self.committed {
+            for table in &self.tables {
+                // Best effort: what is left is removed by the next append (see `versions`).
+                let _ = orphans::remove(table);
+            }
+        }
+    }
+}
+
 /// A dataset being written. Dropping it without [`Writer::finish`] discards the work.
 pub struct Writer {
     previous: Option<Map<String, Value>>,
+    /// Lance versions of the existing tables (an append), as config.json records them.
+    versions: BTreeMap<String, u64>,
+    /// What was found and done before writing (leftovers removed, versions rolled back).
+    notes: Vec<String>,
     table_paths: BTreeMap<&'static str, String>,
     n_genes: usize,
     gene_ids: Option<Vec<String>>,
@@ -117,8 +168,8 @@ pub struct Writer {
     /// A write failed: the buffered rows are not trustworthy, so nothing more is written.
     failed: bool,
     /// Declared last so that it is dropped last: the sinks' background writes finish before
-    /// an abandoned staging directory is removed.
-    staging: Staging,
+    /// an abandoned staging directory is removed or the writer lock is released.
+    destination: Destination,
 }
 
 fn existing_schema(table: &Table) -> SchemaRef {
@@ -139,6 +190,7 @@ impl Writer {
             ));
         }
         let staging = Staging::create(path, spec.overwrite)?;
+        let notes = leftovers::clean(staging.target());
         let dir = staging.dir().to_path_buf();
         let ids = IdTypes::for_shape(spec.n_cells, spec.n_genes);
         let mut table_paths = BTreeMap::new();
@@ -160,8 +212,10 @@ impl Writer {
             layers_sink: TableSink::new("layers", &at("layers"), None),
             obsp_sink: TableSink::new("cellsxcells", &at("cellsxcells"), None),
             varp_sink: TableSink::new("genesxgenes", &at("genesxgenes"), None),
-            staging,
+            destination: Destination::New(staging),
             previous: None,
+            versions: BTreeMap::new(),
+            notes,
             table_paths,
             n_genes: spec.n_genes,
             gene_ids: None,
@@ -186,10 +240,18 @@ impl Writer {
         })
     }
 
-    /// Opens the dataset at `path` to append cells to it (as new Lance versions).
+    /// Opens the dataset at `path` (a local directory; a symlink is followed) to append cells
+    /// to it as new Lance versions. Waits while another writer holds the dataset.
     pub fn append(path: &str) -> Result<Self> {
-        let staging = Staging::update(path)?;
-        let dir = staging.dir().to_path_buf();
+        let dir = existing_root(path)?;
+        let lock = DatasetLock::acquire(&dir)?;
+        let mut notes = leftovers::clean(&dir);
+        let config_path = dir.join("config.json");
+        let bytes = std::fs::read(&config_path)
+            .map_err(|e| Error::storage(format!("reading {path}/config.json"), e))?;
+        let config = Config::parse(&bytes, &format!("{path}/config.json"))?;
+        let (versions, rolled_back) = versions::pin(&dir, path, &config)?;
+        notes.extend(rolled_back);
         let ds = Dataset::open(&dir.to_string_lossy())?;
         let config = ds.config();
         let previous = config.document.clone();
@@ -239,7 +301,8 @@ impl Writer {
             if !config.tables.contains_key(role) {
                 return Ok(None);
             }
-            block_on(Table::open(&location, role, &table_paths[role])).map(Some)
+            let version = config.table_version(role);
+            block_on(Table::open(&location, role, &table_paths[role], version)).map(Some)
         };
         let layers_table = open_optional("layers")?;
         let obsp_table = open_optional("cellsxcells")?;
@@ -262,8 +325,8 @@ impl Writer {
         {
             Some(Value::Array(list)) => list.clone(),
             _ => vec![json!({
-                "file_path": staging.target().to_string_lossy(),
-                "file_name": staging.target().file_name().map(|n| n.to_string_lossy().into_owned()),
+                "file_path": dir.to_string_lossy(),
+                "file_name": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
                 "n_cells": n_cells,
                 "cell_offset": 0,
             })],
@@ -301,8 +364,18 @@ impl Writer {
             ),
             obsp_keys: ds.obsp_keys(),
             varp_keys: ds.varp_keys(),
-            staging,
+            destination: Destination::Existing(InPlace {
+                lock,
+                tables: config
+                    .tables
+                    .values()
+                    .map(|t| dir.join(t.trim_start_matches("./")))
+                    .collect(),
+                committed: false,
+            }),
             previous: Some(previous),
+            versions,
+            notes,
             table_paths,
             n_genes,
             gene_ids: Some(gene_ids),
@@ -320,6 +393,20 @@ impl Writer {
             source_offset: n_cells as u64,
             failed: false,
         })
+    }
+
+    /// What was found and done before writing: leftovers of interrupted writes removed (or
+    /// kept), table versions rolled back. One line each, for the caller to show.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// `e` naming the user's path rather than a hidden staging folder.
+    fn in_user_terms(&self, e: Error) -> Error {
+        match &self.destination {
+            Destination::New(staging) => staging.in_user_terms(e),
+            Destination::Existing(_) => e,
+        }
     }
 
     /// The stored value type (chunks must fit it).
@@ -344,6 +431,11 @@ impl Writer {
 
     /// Writes the genes table: `gene_id` (strings, in order), var columns, varm columns.
     pub fn write_genes(&mut self, var: &RecordBatch) -> Result<()> {
+        let result = self.add_genes(var);
+        result.map_err(|e| self.in_user_terms(e))
+    }
+
+    fn add_genes(&mut self, var: &RecordBatch) -> Result<()> {
         if self.gene_ids.is_some() {
             return Err(Error::invalid_argument(
                 "the genes table is already written",
@@ -422,7 +514,7 @@ impl Writer {
         }
         let result = self.add_cells(x, obs, layers);
         self.failed = result.is_err();
-        result
+        result.map_err(|e| self.in_user_terms(e))
     }
 
     fn add_cells(
@@ -551,6 +643,11 @@ impl Writer {
 
     /// Writes obsp/varp keys (COO). obsp ids are positions within the current input file.
     pub fn write_pairwise(&mut self, which: Pairwise, keys: Vec<(String, Coo)>) -> Result<()> {
+        let result = self.add_pairwise(which, keys);
+        result.map_err(|e| self.in_user_terms(e))
+    }
+
+    fn add_pairwise(&mut self, which: Pairwise, keys: Vec<(String, Coo)>) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -599,8 +696,32 @@ impl Writer {
         Ok(())
     }
 
-    /// Flushes everything, writes `config.json` last and moves the dataset into place.
+    /// Flushes everything and commits: the tables' new versions, then `config.json` naming
+    /// them (a new dataset is then moved into place). Until that last step nothing is visible
+    /// to readers; once `Ok` is returned the write is complete.
     pub fn finish(mut self) -> Result<()> {
+        let config = match self.commit_tables() {
+            Ok(config) => config,
+            Err(e) => return Err(self.in_user_terms(e)),
+        };
+        let Self { destination, .. } = self;
+        match destination {
+            Destination::New(stage) => {
+                staging::write_file(&stage.dir().join("config.json"), &config)
+                    .map_err(|e| stage.in_user_terms(e))?;
+                stage.publish()
+            }
+            // The commit point of an append: one atomic rename, under the writer lock.
+            Destination::Existing(mut in_place) => {
+                staging::write_file(&in_place.lock.path().join("config.json"), &config)?;
+                in_place.committed = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Flushes and commits every table; returns the text of the config that describes them.
+    fn commit_tables(&mut self) -> Result<Vec<u8>> {
         if self.failed {
             return Err(Error::invalid_argument(
                 "an earlier write failed; this dataset cannot be completed",
@@ -610,13 +731,25 @@ impl Writer {
             return Err(Error::invalid_argument("the genes table was never written"));
         }
         self.flush(true)?;
+        let mut versions = self.versions.clone();
+        let mut committed = |role: &str, version: Option<u64>| {
+            if let Some(v) = version {
+                versions.insert(role.to_string(), v);
+            }
+        };
         let expression_schema = self.expression.schema();
-        self.expression_sink
-            .finish(|| RecordBatch::new_empty(expression_schema))?;
+        committed(
+            "expression",
+            self.expression_sink
+                .finish(|| RecordBatch::new_empty(expression_schema))?,
+        );
         let cells_schema = self.cells_sink.schema().cloned();
         if let Some(schema) = &cells_schema {
-            self.cells_sink
-                .finish(|| RecordBatch::new_empty(schema.clone()))?;
+            committed(
+                "cells",
+                self.cells_sink
+                    .finish(|| RecordBatch::new_empty(schema.clone()))?,
+            );
         } else {
             // No cells at all: an empty cells table with the id columns.
             let names: arrow_array::ArrayRef =
@@ -624,23 +757,32 @@ impl Writer {
             let empty = RecordBatch::try_from_iter(vec![("cell_id", names)])
                 .map_err(|e| Error::storage("building empty cells", e))?;
             let batch = axis_batch(&empty, "cell_id", "cell_integer_id", 0, Some(&[]))?;
-            self.cells_sink.finish(|| batch)?;
+            committed("cells", self.cells_sink.finish(|| batch)?);
         }
         let empty_genes = |s: &SchemaRef| RecordBatch::new_empty(s.clone());
         let genes_schema = self.genes_sink.schema().cloned().expect("genes written");
-        self.genes_sink.finish(|| empty_genes(&genes_schema))?;
+        committed(
+            "genes",
+            self.genes_sink.finish(|| empty_genes(&genes_schema))?,
+        );
         let has_layers = !self.layers.names.is_empty();
         if has_layers {
             let schema = self.layers.schema();
-            self.layers_sink.finish(|| RecordBatch::new_empty(schema))?;
+            committed(
+                "layers",
+                self.layers_sink.finish(|| RecordBatch::new_empty(schema))?,
+            );
         }
-        for sink in [&mut self.obsp_sink, &mut self.varp_sink] {
+        for (role, sink) in [
+            ("cellsxcells", &mut self.obsp_sink),
+            ("genesxgenes", &mut self.varp_sink),
+        ] {
             if sink.exists() {
                 let schema = sink.schema().cloned().expect("written");
-                sink.finish(|| RecordBatch::new_empty(schema))?;
+                committed(role, sink.finish(|| RecordBatch::new_empty(schema))?);
             }
         }
-        let dir = self.staging.dir().to_path_buf();
+        let dir = self.destination.dir().to_path_buf();
         if let Some(uns) = &self.uns {
             staging::write_file(&dir.join("uns.json"), uns.as_bytes())?;
         }
@@ -684,13 +826,39 @@ impl Writer {
             varp: self.varp_keys.clone(),
             sources: self.sources.clone(),
         };
-        let config = config_out::build(self.previous.as_ref(), &summary);
-        let text = serde_json::to_vec_pretty(&Value::Object(config))
-            .map_err(|e| Error::invalid_argument(format!("config is not JSON: {e}")))?;
-        staging::write_file(&dir.join("config.json"), &text)?;
-        let Self { staging, .. } = self;
-        staging.publish()
+        let mut config = config_out::build(self.previous.as_ref(), &summary);
+        // The versions of exactly the tables this config names.
+        if let Some(Value::Object(tables)) = config.get("tables") {
+            versions.retain(|role, _| tables.contains_key(role));
+        }
+        config.insert(TABLE_VERSIONS.into(), json!(versions));
+        serde_json::to_vec_pretty(&Value::Object(config))
+            .map_err(|e| Error::invalid_argument(format!("config is not JSON: {e}")))
     }
+}
+
+/// The folder of the existing local dataset at `path`, symlinks resolved (so an append through
+/// a link updates the dataset it points to).
+fn existing_root(path: &str) -> Result<PathBuf> {
+    if path.contains("://") && !path.starts_with("file://") {
+        return Err(Error::invalid_argument(format!(
+            "cannot append to {path}: the writer writes local directories only"
+        )));
+    }
+    let local = Path::new(path.strip_prefix("file://").unwrap_or(path));
+    if !local.exists() {
+        return Err(Error::not_found(format!(
+            "no dataset at {path}: the path does not exist"
+        )));
+    }
+    let root =
+        std::fs::canonicalize(local).map_err(|e| Error::storage(format!("resolving {path}"), e))?;
+    if !root.join("config.json").is_file() {
+        return Err(Error::not_a_dataset(format!(
+            "{path} is not a SLAF dataset: it has no config.json"
+        )));
+    }
+    Ok(root)
 }
 
 /// Statistics recorded in an existing config, when it has them.

@@ -175,8 +175,9 @@ impl TableSink {
     }
 
     /// Finishes every fragment and commits them as one version; a new table that got no rows
-    /// is created from `empty` (rows of the right schema, usually none).
-    pub fn finish(&mut self, empty: impl FnOnce() -> RecordBatch) -> Result<()> {
+    /// is created from `empty` (rows of the right schema, usually none). Returns the version
+    /// committed (`None`: an existing table that got no rows keeps its version).
+    pub fn finish(&mut self, empty: impl FnOnce() -> RecordBatch) -> Result<Option<u64>> {
         if !self.exists() {
             self.write(empty())?;
         }
@@ -187,7 +188,7 @@ impl TableSink {
         }
         let mut written = std::mem::take(&mut self.written).into_iter();
         let Some(mut commit) = written.next() else {
-            return Ok(()); // an existing table that got no rows keeps its version
+            return Ok(None); // an existing table that got no rows keeps its version
         };
         let fragments = match &mut commit.operation {
             Operation::Overwrite { fragments, .. } | Operation::Append { fragments } => fragments,
@@ -215,8 +216,8 @@ impl TableSink {
         let commit_builder = CommitBuilder::new(uri.as_str())
             .enable_v2_manifest_paths(true)
             .with_storage_format(Default::default());
-        block_on(commit_builder.execute(commit)).map_err(|e| self.failed(e))?;
-        Ok(())
+        let committed = block_on(commit_builder.execute(commit)).map_err(|e| self.failed(e))?;
+        Ok(Some(committed.manifest().version))
     }
 }
 

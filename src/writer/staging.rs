@@ -1,13 +1,17 @@
-//! Where a write happens before it becomes visible: a hidden sibling directory that is renamed
-//! onto the target only once everything (config.json last) is written. A failed or killed
-//! conversion therefore never leaves a directory at the target that looks like a dataset.
+//! Where a new dataset is written before it becomes visible: a hidden sibling directory that is
+//! renamed onto the target only once everything (config.json last) is written. A failed or
+//! killed conversion therefore never leaves a directory at the target that looks like a
+//! dataset. (Appends need no staging: they commit new table versions in place.)
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::lock::DatasetLock;
+use super::replace::{check_replaceable, resolve};
 use crate::error::{Error, Result};
 
-/// A hidden sibling of `target` named after it, unique to this process and moment.
+/// A hidden sibling of `target` named after it and this process (see `leftovers`).
 fn sibling(target: &Path, what: &str) -> Result<PathBuf> {
     let name = target
         .file_name()
@@ -21,61 +25,48 @@ fn sibling(target: &Path, what: &str) -> Result<PathBuf> {
     Ok(parent.join(format!(".{name}.{what}-{}-{nanos}", std::process::id())))
 }
 
-/// A staging directory for a new or updated dataset at `target`.
+/// A staging directory for a new dataset at `target`.
 pub(crate) struct Staging {
+    /// The path as the user gave it (for messages).
+    shown: String,
+    /// Where the dataset goes, symlinks resolved.
     target: PathBuf,
     dir: PathBuf,
     done: bool,
 }
 
 impl Staging {
-    /// Stages a new dataset. `target` must not exist unless `overwrite`.
+    /// Stages a new dataset. `target` must not exist unless `overwrite`, and then only a SLAF
+    /// dataset may be there.
     pub fn create(target: &str, overwrite: bool) -> Result<Self> {
         if target.contains("://") && !target.starts_with("file://") {
             return Err(Error::invalid_argument(format!(
                 "cannot write to {target}: the writer writes local directories only"
             )));
         }
-        let target = std::path::absolute(target.strip_prefix("file://").unwrap_or(target))
-            .map_err(|e| Error::storage(format!("resolving {target}"), e))?;
-        if target.exists() && !overwrite {
-            return Err(Error::invalid_argument(format!(
-                "{} already exists; pass overwrite=True (--overwrite) to replace it",
-                target.display()
-            )));
+        let shown = target.to_string();
+        let local = target.strip_prefix("file://").unwrap_or(target);
+        let target = resolve(Path::new(local))?;
+        if target.exists() {
+            if !overwrite {
+                return Err(Error::invalid_argument(format!(
+                    "{shown} already exists; pass overwrite=True (--overwrite) to replace it"
+                )));
+            }
+            check_replaceable(local, &[])?;
         }
         let parent = target.parent().unwrap_or(Path::new("."));
         if !parent.is_dir() {
             return Err(Error::not_found(format!(
-                "cannot write {}: the folder {} does not exist",
-                target.display(),
+                "cannot write {shown}: the folder {} does not exist",
                 parent.display()
             )));
         }
         let dir = sibling(&target, "writing")?;
         std::fs::create_dir(&dir)
-            .map_err(|e| Error::storage(format!("creating {}", dir.display()), e))?;
+            .map_err(|e| Error::storage(format!("creating the staging folder for {shown}"), e))?;
         Ok(Self {
-            target,
-            dir,
-            done: false,
-        })
-    }
-
-    /// Stages an update of the existing dataset `target`: a hard-linked copy (Lance never
-    /// rewrites its files, it only adds new ones), so the original stays intact until the swap.
-    pub fn update(target: &str) -> Result<Self> {
-        let target = std::path::absolute(target)
-            .map_err(|e| Error::storage(format!("resolving {target}"), e))?;
-        if !target.join("config.json").is_file() {
-            return Err(Error::not_a_dataset(format!(
-                "{} is not a SLAF dataset: it has no config.json",
-                target.display()
-            )));
-        }
-        let dir = sibling(&target, "writing")?;
-        link_tree(&target, &dir)?;
-        Ok(Self {
+            shown,
             target,
             dir,
             done: false,
@@ -87,30 +78,40 @@ impl Staging {
         &self.dir
     }
 
-    /// The final location.
+    /// The final location (symlinks resolved).
     pub fn target(&self) -> &Path {
         &self.target
     }
 
-    /// Moves the staged dataset onto the target (replacing what was there).
+    /// `e` naming the user's path instead of the hidden staging directory.
+    pub fn in_user_terms(&self, e: Error) -> Error {
+        let dir = self.dir.to_string_lossy().into_owned();
+        let target = self.target.to_string_lossy().into_owned();
+        e.map_message(|m| m.replace(&dir, &target))
+    }
+
+    /// Moves the staged dataset onto the target. A dataset already there is swapped out under
+    /// its writer lock (so no append is halfway through it) and then removed; if removing it
+    /// fails, the next write here removes it (see `leftovers`).
     pub fn publish(mut self) -> Result<()> {
-        let io = |what: &str, e: std::io::Error| Error::storage(what.to_string(), e);
+        let shown = self.shown.clone();
+        let io = |what: String, e: std::io::Error| Error::storage(what, e);
         if self.target.exists() {
+            let lock = DatasetLock::acquire(&self.target)?;
+            check_replaceable(&self.target.to_string_lossy(), &[]).map_err(|e| {
+                e.map_message(|m| m.replace(&*self.target.to_string_lossy(), &shown))
+            })?;
             let old = sibling(&self.target, "old")?;
             std::fs::rename(&self.target, &old)
-                .map_err(|e| io(&format!("moving {} aside", self.target.display()), e))?;
+                .map_err(|e| io(format!("moving the old {shown} aside"), e))?;
+            drop(lock);
             std::fs::rename(&self.dir, &self.target)
-                .map_err(|e| io(&format!("moving into {}", self.target.display()), e))?;
+                .map_err(|e| io(format!("moving the new dataset into {shown}"), e))?;
             self.done = true;
-            let removed = if old.is_dir() {
-                std::fs::remove_dir_all(&old)
-            } else {
-                std::fs::remove_file(&old)
-            };
-            removed.map_err(|e| io(&format!("removing {}", old.display()), e))?;
+            let _ = std::fs::remove_dir_all(&old);
         } else {
             std::fs::rename(&self.dir, &self.target)
-                .map_err(|e| io(&format!("moving into {}", self.target.display()), e))?;
+                .map_err(|e| io(format!("moving the new dataset into {shown}"), e))?;
             self.done = true;
         }
         Ok(())
@@ -126,33 +127,44 @@ impl Drop for Staging {
     }
 }
 
-/// Recreates the directory tree `from` at `to` with hard links (copies where linking fails).
-fn link_tree(from: &Path, to: &Path) -> Result<()> {
-    let io = |what: String, e: std::io::Error| Error::storage(what, e);
-    std::fs::create_dir(to).map_err(|e| io(format!("creating {}", to.display()), e))?;
-    let entries =
-        std::fs::read_dir(from).map_err(|e| io(format!("listing {}", from.display()), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| io(format!("listing {}", from.display()), e))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry
-            .file_type()
-            .map_err(|e| io(format!("inspecting {}", src.display()), e))?;
-        if kind.is_dir() {
-            link_tree(&src, &dst)?;
-        } else if std::fs::hard_link(&src, &dst).is_err() {
-            std::fs::copy(&src, &dst).map_err(|e| io(format!("copying {}", src.display()), e))?;
-        }
+/// Replaces the small file `path` atomically: a temporary file next to it is written, synced
+/// and renamed over it, so a reader sees the old bytes or the new ones, never a mix, and a
+/// killed writer leaves the old file intact.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    Ok(())
+    written.map_err(|e| Error::storage(format!("writing {}", path.display()), e))
 }
 
-/// Writes a small file by renaming a finished temporary file over it, so a hard-linked
-/// original is replaced rather than modified.
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp-write");
-    std::fs::write(&tmp, bytes)
-        .map_err(|e| Error::storage(format!("writing {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| Error::storage(format!("writing {}", path.display()), e))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_target_not_the_staging_folder() {
+        let root = std::env::temp_dir().join(format!("slaf-staging-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let target = root.join("out.slaf");
+        let staging = Staging::create(&target.to_string_lossy(), false).unwrap();
+        let hidden = staging.dir().join("cells.lance");
+        let e = Error::invalid_argument(format!("writing table 'cells' at {}", hidden.display()));
+        let shown = staging.in_user_terms(e);
+        assert!(!shown.message().contains(".writing-"), "{shown}");
+        assert!(shown.message().ends_with("out.slaf/cells.lance"), "{shown}");
+        drop(staging);
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
