@@ -113,6 +113,11 @@ impl Table {
         self.num_rows
     }
 
+    /// Whether rows were deleted in place (Lance deletion files).
+    pub fn has_deletions(&self) -> bool {
+        self.fragments.iter().any(|f| f.has_deletions)
+    }
+
     /// Number of fragments.
     pub fn num_fragments(&self) -> usize {
         self.fragments.len()
