@@ -121,7 +121,10 @@ fn parse_shape(document: &Map<String, Value>) -> std::result::Result<(usize, usi
     // Integer ids along both axes are u32 in the tables and in selections.
     let as_count = |v: &Value, what: &str| match v.as_u64() {
         Some(n) if n <= u64::from(u32::MAX) => Ok(n as usize),
-        Some(n) => Err(format!("{what} is {n}, above the {} ids the format allows", u32::MAX)),
+        Some(n) => Err(format!(
+            "{what} is {n}, above the {} ids the format allows",
+            u32::MAX
+        )),
         None => Err(format!("{what} must be a non-negative integer, got {v}")),
     };
     match document.get("array_shape") {
@@ -202,8 +205,18 @@ mod tests {
             "tables": {"expression": "e.lance", "cells": "c.lance", "genes": "g.lance"},
             "metadata": {"expression_count": 7}, "layers": {"available": ["raw"]}}"#;
         let pieces: &[&[u8]] = &[
-            b"-1", b"1e400", b"18446744073709551616", b"4294967296", b"null", b"[]", b"{}",
-            b"\"0.5\"", b"[[[[[[[[", b"\\u0000", b"true", b"\xff\xfe",
+            b"-1",
+            b"1e400",
+            b"18446744073709551616",
+            b"4294967296",
+            b"null",
+            b"[]",
+            b"{}",
+            b"\"0.5\"",
+            b"[[[[[[[[",
+            b"\\u0000",
+            b"true",
+            b"\xff\xfe",
         ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
         for _ in 0..3000 {
@@ -237,6 +250,9 @@ mod tests {
         }
         let huge = br#"{"array_shape": [4294967296, 1]}"#;
         let err = Config::parse(huge, "config.json").unwrap_err();
-        assert!(err.message().contains("array_shape[0] is 4294967296"), "{err}");
+        assert!(
+            err.message().contains("array_shape[0] is 4294967296"),
+            "{err}"
+        );
     }
 }

@@ -205,7 +205,11 @@ mod tests {
         let inner = "LanceError(IO): bad (/home/ci/.cargo/git/checkouts/lance/src/a.rs:1:2) here";
         assert_eq!(scrub_source_paths(inner), "LanceError(IO): bad () here");
         // Users' own names that merely look alike are kept.
-        for kept in ["cell_type = 'a.rs:1'", "file tools.rs: missing", "no paths here"] {
+        for kept in [
+            "cell_type = 'a.rs:1'",
+            "file tools.rs: missing",
+            "no paths here",
+        ] {
             assert_eq!(scrub_source_paths(kept), kept);
         }
         let err = Error::storage("reading table 'cells'", std::io::Error::other(lance));

@@ -68,7 +68,9 @@ fn is_operator(token: &Token) -> bool {
 /// in the message.
 pub fn check_filter(filter: &str, table: &str) -> Result<()> {
     let bad = |why: String| {
-        Error::invalid_argument(format!("invalid filter {filter:?} on table {table:?}: {why}"))
+        Error::invalid_argument(format!(
+            "invalid filter {filter:?} on table {table:?}: {why}"
+        ))
     };
     if filter.len() > limits::MAX_FILTER_BYTES {
         return Err(Error::resource_limit(format!(
@@ -175,7 +177,10 @@ mod tests {
     fn pathological_sizes_are_bounded() {
         let chain = vec!["a = 1"; limits::MAX_FILTER_OPERATORS].join(" OR ");
         assert_eq!(kind(&chain), Some(ErrorKind::ResourceLimit));
-        let long = format!("a IN ({})", vec!["1"; limits::MAX_FILTER_BYTES / 2].join(","));
+        let long = format!(
+            "a IN ({})",
+            vec!["1"; limits::MAX_FILTER_BYTES / 2].join(",")
+        );
         assert_eq!(kind(&long), Some(ErrorKind::ResourceLimit));
         let nested = format!("{}a = 1{}", "(".repeat(5000), ")".repeat(5000));
         assert_eq!(kind(&nested), Some(ErrorKind::InvalidArgument));
@@ -203,7 +208,10 @@ mod tests {
             let comment = text.contains("--") || text.contains("/*");
             if check_filter(&text, "t").is_ok() && !comment {
                 let trimmed = text.trim_end().trim_end_matches(';');
-                assert!(check_filter(&format!("{trimmed}; x"), "t").is_err(), "{text:?}");
+                assert!(
+                    check_filter(&format!("{trimmed}; x"), "t").is_err(),
+                    "{text:?}"
+                );
             }
         }
     }

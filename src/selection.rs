@@ -183,14 +183,18 @@ fn python_slice(start: Option<i64>, stop: Option<i64>, step: i64, n: usize) -> O
         let (mut i, stop) = (bound(start, 0, 0, n), bound(stop, n, 0, n));
         while i < stop {
             out.push(i as u32);
-            let Some(next) = i.checked_add(step) else { break };
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
             i = next;
         }
     } else {
         let (mut i, stop) = (bound(start, n - 1, -1, n - 1), bound(stop, -1, -1, n - 1));
         while i > stop {
             out.push(i as u32);
-            let Some(next) = i.checked_add(step) else { break };
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
             i = next;
         }
     }
@@ -360,8 +364,23 @@ mod tests {
         use rand_chacha::rand_core::{RngCore, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let atoms = [
-            "", "0", "1", "-1", "3", "-7", "+2", "10", "40", "-40", "9223372036854775807",
-            "-9223372036854775808", "99999999999999999999", " ", "x", ":", "--1",
+            "",
+            "0",
+            "1",
+            "-1",
+            "3",
+            "-7",
+            "+2",
+            "10",
+            "40",
+            "-40",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "99999999999999999999",
+            " ",
+            "x",
+            ":",
+            "--1",
         ];
         for _ in 0..20_000 {
             let parts = 1 + rng.next_u32() as usize % 4;
@@ -396,7 +415,10 @@ mod tests {
                 .resolve(5, Axis::Cells, no_names)
                 .unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::OutOfRange);
-            assert!(err.message().contains(&format!("cell index {id} ")), "{err}");
+            assert!(
+                err.message().contains(&format!("cell index {id} ")),
+                "{err}"
+            );
         }
     }
 }

@@ -54,10 +54,9 @@ pub fn positional_string(bind: &BindInfo, index: u64, what: &str) -> Result<Stri
 fn named(bind: &BindInfo, name: &str) -> Result<Option<Value>, BoxError> {
     match bind.get_named_parameter(name) {
         None => Ok(None),
-        Some(v) if v.is_null() => Err(format!(
-            "{name} := NULL: pass a value, or leave {name} out for its default"
-        )
-        .into()),
+        Some(v) if v.is_null() => {
+            Err(format!("{name} := NULL: pass a value, or leave {name} out for its default").into())
+        }
         Some(v) => Ok(Some(v)),
     }
 }

@@ -153,9 +153,10 @@ impl TokenBatch {
     fn reset(&mut self, cells: &CellBatch<'_>, seq_len: usize, with_values: bool) -> Result<()> {
         // Sizes come from users (max_genes × cells): checked, then allocated fallibly.
         let what = || format!("token output of {} cells × {seq_len} tokens", cells.len());
-        let n = cells.len().checked_mul(seq_len).ok_or_else(|| {
-            Error::resource_limit(format!("{} overflows", what()))
-        })?;
+        let n = cells
+            .len()
+            .checked_mul(seq_len)
+            .ok_or_else(|| Error::resource_limit(format!("{} overflows", what())))?;
         let token_bytes = 8 + 1 + if with_values { 4 } else { 0 };
         if n > self.input_ids.len() {
             limits::check_bytes(&what(), n, token_bytes)?;

@@ -237,9 +237,27 @@ mod tests {
     #[test]
     fn sizes_beyond_the_limits_are_resource_errors() {
         let cases = [
-            ("geneformer", Some(1_000_000_000), None, None, "max_genes is 1000000000"),
-            ("scgpt", Some(limits::MAX_SEQ_LEN + 1), None, None, "max_genes is 262145"),
-            ("scgpt", None, Some(2_000_000_000), None, "n_bins is 2000000000"),
+            (
+                "geneformer",
+                Some(1_000_000_000),
+                None,
+                None,
+                "max_genes is 1000000000",
+            ),
+            (
+                "scgpt",
+                Some(limits::MAX_SEQ_LEN + 1),
+                None,
+                None,
+                "max_genes is 262145",
+            ),
+            (
+                "scgpt",
+                None,
+                Some(2_000_000_000),
+                None,
+                "n_bins is 2000000000",
+            ),
             ("geneformer", None, None, Some(usize::MAX), "vocab_size is"),
         ];
         for (name, max_genes, n_bins, vocab_size, expected) in cases {
@@ -257,7 +275,10 @@ mod tests {
             max_genes: Some(limits::MAX_SEQ_LEN),
             ..spec("geneformer")
         };
-        assert_eq!(at_limit.build(10, &no_names).unwrap().seq_len(), limits::MAX_SEQ_LEN);
+        assert_eq!(
+            at_limit.build(10, &no_names).unwrap().seq_len(),
+            limits::MAX_SEQ_LEN
+        );
     }
 
     #[test]
