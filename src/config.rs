@@ -151,10 +151,14 @@ impl Config {
 }
 
 fn parse_shape(document: &Map<String, Value>) -> std::result::Result<(usize, usize), String> {
-    let as_count = |v: &Value, what: &str| {
-        v.as_u64()
-            .map(|n| n as usize)
-            .ok_or_else(|| format!("{what} must be a non-negative integer, got {v}"))
+    // Integer ids along both axes are u32 in the tables and in selections.
+    let as_count = |v: &Value, what: &str| match v.as_u64() {
+        Some(n) if n <= u64::from(u32::MAX) => Ok(n as usize),
+        Some(n) => Err(format!(
+            "{what} is {n}, above the {} ids the format allows",
+            u32::MAX
+        )),
+        None => Err(format!("{what} must be a non-negative integer, got {v}")),
     };
     match document.get("array_shape") {
         Some(Value::Array(dims)) if dims.len() == 2 => Ok((
@@ -234,5 +238,66 @@ mod tests {
             );
             assert!(err.message().contains("x/config.json"));
         }
+    }
+
+    /// Random damage to a valid config (bytes flipped, cut short, values swapped for others)
+    /// never panics and always parses to a config or an `InvalidConfig` error; a fixed seed
+    /// keeps the run deterministic and its length bounded.
+    #[test]
+    fn damaged_configs_never_panic() {
+        use rand_chacha::rand_core::{RngCore, SeedableRng};
+        let valid = br#"{"format_version": "0.5", "array_shape": [3, 4],
+            "tables": {"expression": "e.lance", "cells": "c.lance", "genes": "g.lance"},
+            "metadata": {"expression_count": 7}, "layers": {"available": ["raw"]}}"#;
+        let pieces: &[&[u8]] = &[
+            b"-1",
+            b"1e400",
+            b"18446744073709551616",
+            b"4294967296",
+            b"null",
+            b"[]",
+            b"{}",
+            b"\"0.5\"",
+            b"[[[[[[[[",
+            b"\\u0000",
+            b"true",
+            b"\xff\xfe",
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        for _ in 0..3000 {
+            let mut text = valid.to_vec();
+            for _ in 0..1 + rng.next_u32() % 4 {
+                let at = rng.next_u32() as usize % text.len().max(1);
+                match rng.next_u32() % 4 {
+                    0 => text[at] = rng.next_u32() as u8,
+                    1 => text.truncate(at),
+                    2 => {
+                        let piece = pieces[rng.next_u32() as usize % pieces.len()];
+                        let end = (at + 1 + rng.next_u32() as usize % 6).min(text.len());
+                        text.splice(at..end, piece.iter().copied());
+                    }
+                    _ => {
+                        text.remove(at.min(text.len().saturating_sub(1)));
+                    }
+                }
+                if text.is_empty() {
+                    break;
+                }
+            }
+            match Config::parse(&text, "config.json") {
+                Ok(config) => {
+                    assert!(config.n_cells <= u32::MAX as usize);
+                    assert!(config.n_genes <= u32::MAX as usize);
+                    let _ = config.expression_count();
+                }
+                Err(e) => assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig, "{e}"),
+            }
+        }
+        let huge = br#"{"array_shape": [4294967296, 1]}"#;
+        let err = Config::parse(huge, "config.json").unwrap_err();
+        assert!(
+            err.message().contains("array_shape[0] is 4294967296"),
+            "{err}"
+        );
     }
 }

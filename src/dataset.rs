@@ -102,6 +102,20 @@ impl Dataset {
             expression.require_column(column)?;
         }
         Values::for_type(expression.require_column(VALUE_COLUMN)?, "expression.value")?;
+        // A lost or rolled-back manifest opens an older version of the table without a word;
+        // the count the writer recorded tells. Rows deleted in place (Lance deletion files)
+        // legitimately leave fewer.
+        if let Some(expected) = config.expression_count() {
+            let rows = expression.num_rows();
+            if rows > expected || (rows < expected && !expression.has_deletions()) {
+                return Err(Error::corrupt(format!(
+                    "table 'expression' of {} has {} values but config.json records {expected} \
+                     (metadata.expression_count); a table version may be missing",
+                    location.uri(),
+                    expression.num_rows()
+                )));
+            }
+        }
         for (table, axis, n) in [
             (&cells, CELLS, config.n_cells),
             (&genes, GENES, config.n_genes),

@@ -24,6 +24,10 @@ pub enum ErrorKind {
     InvalidArgument,
     /// The storage layer failed (I/O, Lance, Arrow).
     Storage,
+    /// A size asked for is above its bound (`crate::limits`) or more than the memory available.
+    ResourceLimit,
+    /// Stored data contradicts itself (row counts against `config.json`, duplicate entries).
+    Corrupt,
 }
 
 /// The core's error: a kind plus a message that already says where.
@@ -42,7 +46,7 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
-            message: message.into(),
+            message: scrub_source_paths(&message.into()),
             source: None,
         }
     }
@@ -93,6 +97,20 @@ impl Error {
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)
     }
+    /// "resource limit exceeded: {message}".
+    pub(crate) fn resource_limit(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::ResourceLimit,
+            format!("resource limit exceeded: {}", message.into()),
+        )
+    }
+    /// "dataset is corrupt: {message}".
+    pub(crate) fn corrupt(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::Corrupt,
+            format!("dataset is corrupt: {}", message.into()),
+        )
+    }
 
     /// The same error with its message rewritten (a hidden staging path replaced by the path
     /// the user gave).
@@ -109,7 +127,7 @@ impl Error {
         let context = context.into();
         Self {
             kind: ErrorKind::Storage,
-            message: format!("{context}: {source}"),
+            message: scrub_source_paths(&format!("{context}: {source}")),
             source: Some(Box::new(source)),
         }
     }
@@ -129,6 +147,42 @@ impl std::error::Error for Error {
     }
 }
 
+/// Removes the source locations Lance and other crates put in their messages
+/// (`, /home/ci/.cargo/registry/src/…/lance-14.0.2/src/dataset.rs:812:31`): they name the build
+/// machine's files and mean nothing to users.
+pub(crate) fn scrub_source_paths(message: &str) -> String {
+    if !message.contains(".rs:") {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(".rs:") {
+        // The path starts after the last separator before `.rs:`.
+        let start = rest[..at]
+            .rfind(|c: char| c.is_whitespace() || matches!(c, ',' | '(' | '[' | '\'' | '"'))
+            .map_or(0, |i| i + 1);
+        let path = &rest[start..at];
+        let digits = rest[at + 4..]
+            .find(|c: char| !(c.is_ascii_digit() || c == ':'))
+            .unwrap_or(rest.len() - at - 4);
+        let end = at + 4 + digits;
+        let is_build_path = path.contains(".cargo/registry")
+            || path.contains(".cargo/git")
+            || path.starts_with("/rustc/")
+            || path.starts_with('/') && path.contains("/src/");
+        if is_build_path && digits > 0 {
+            let kept = rest[..start].trim_end_matches([' ', ',']);
+            out.push_str(kept);
+            rest = &rest[end..];
+        } else {
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Adds "while doing X" context to storage-layer results.
 pub(crate) trait StorageContext<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T>;
@@ -140,5 +194,32 @@ where
 {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::storage(context(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_machine_paths_are_removed() {
+        let lance = "Dataset at path x was not found: Not found: x/_versions, \
+             /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/lance-table-14.0.2/src/io/commit.rs:412:30";
+        assert_eq!(
+            scrub_source_paths(lance),
+            "Dataset at path x was not found: Not found: x/_versions"
+        );
+        let inner = "LanceError(IO): bad (/home/ci/.cargo/git/checkouts/lance/src/a.rs:1:2) here";
+        assert_eq!(scrub_source_paths(inner), "LanceError(IO): bad () here");
+        // Users' own names that merely look alike are kept.
+        for kept in [
+            "cell_type = 'a.rs:1'",
+            "file tools.rs: missing",
+            "no paths here",
+        ] {
+            assert_eq!(scrub_source_paths(kept), kept);
+        }
+        let err = Error::storage("reading table 'cells'", std::io::Error::other(lance));
+        assert!(!err.message().contains(".cargo"), "{err}");
     }
 }

@@ -84,11 +84,11 @@ pub(crate) fn assemble(
     let map = GeneMap::new(genes, n_genes);
     let (indptr, indices, data) = match &rows.values {
         Values::F32(v) => {
-            let (p, i, d) = assemble_typed(rows, v, cell_order, &map, n_genes)?;
+            let (p, i, d) = assemble_typed(rows, v, cell_order, genes, &map, n_genes)?;
             (p, i, Values::F32(d))
         }
         Values::F64(v) => {
-            let (p, i, d) = assemble_typed(rows, v, cell_order, &map, n_genes)?;
+            let (p, i, d) = assemble_typed(rows, v, cell_order, genes, &map, n_genes)?;
             (p, i, Values::F64(d))
         }
     };
@@ -107,6 +107,7 @@ fn assemble_typed<T: Copy>(
     rows: &CellRows,
     values: &[T],
     cell_order: &Resolved,
+    genes: &Resolved,
     map: &GeneMap,
     n_genes: usize,
 ) -> Result<Parts<T>> {
@@ -137,8 +138,8 @@ fn assemble_typed<T: Copy>(
         let stored = rows.offsets[slot]..rows.offsets[slot + 1];
         for (&gene, &value) in rows.genes[stored.clone()].iter().zip(&values[stored]) {
             if gene as usize >= n_genes {
-                return Err(Error::invalid_schema(format!(
-                    "expression row of cell {cell} has gene_integer_id {gene}, but there are only {n_genes} genes"
+                return Err(Error::corrupt(format!(
+                    "table 'expression': a row of cell {cell} has gene_integer_id {gene}, but there are only {n_genes} genes"
                 )));
             }
             match map {
@@ -161,12 +162,23 @@ fn assemble_typed<T: Copy>(
                 }
             }
         }
+        // Storage order within a cell is free (slafdb writes genes unsorted), but a gene
+        // stored twice for one cell is damage: it would become a duplicate CSR entry.
         if !sorted {
             sort_row(
                 &mut indices[row_start..],
                 &mut data[row_start..],
                 &mut scratch,
             );
+            if let Some(pair) = indices[row_start..].windows(2).find(|p| p[0] == p[1]) {
+                let gene = match map {
+                    GeneMap::Identity => pair[0] as u32,
+                    GeneMap::Lookup { .. } => genes.id(pair[0] as usize),
+                };
+                return Err(Error::corrupt(format!(
+                    "table 'expression' stores gene_integer_id {gene} more than once for cell {cell}"
+                )));
+            }
         }
         indptr.push(indices.len() as i64);
     }
@@ -258,6 +270,27 @@ mod tests {
     fn gene_ids_beyond_the_axis_are_reported() {
         let err = assemble(&rows(), &Resolved::All(3), &Resolved::All(3), 3).unwrap_err();
         assert!(err.message().contains("gene_integer_id 3"));
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+    }
+
+    #[test]
+    fn genes_stored_twice_for_a_cell_are_corrupt() {
+        let mut bad = rows();
+        bad.genes = vec![2, 2, 1, 3];
+        for genes in [Resolved::All(4), Resolved::Ids(vec![2, 1])] {
+            let err = assemble(&bad, &Resolved::All(3), &genes, 4).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+            assert_eq!(
+                err.message(),
+                "dataset is corrupt: table 'expression' stores gene_integer_id 2 more than once \
+                 for cell 0"
+            );
+        }
+        // Unsorted but distinct genes are fine (slafdb stores them so).
+        let mut unsorted = rows();
+        unsorted.genes = vec![2, 0, 3, 1];
+        let csr = assemble(&unsorted, &Resolved::All(3), &Resolved::All(4), 4).unwrap();
+        assert_eq!(csr.indices, vec![0, 2, 1, 3]);
     }
 
     #[test]

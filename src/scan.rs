@@ -200,6 +200,7 @@ impl Scan {
             leftovers: Mutex::new(Vec::new()),
         };
         if let Some(filter) = filter {
+            crate::filter_text::check_filter(filter, name)?;
             // Planning a scan parses and type-checks the predicate against the schema.
             let mut scanner = table.scan();
             scanner

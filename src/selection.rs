@@ -79,6 +79,18 @@ impl Selector {
         names: impl FnOnce() -> Result<&'a HashMap<String, u32>>,
     ) -> Result<Resolved> {
         let noun = axis.noun();
+        let entries = match self {
+            Selector::Ids(v) => v.len(),
+            Selector::Mask(v) => v.len(),
+            Selector::Names(v) => v.len(),
+            Selector::All | Selector::Range { .. } => 0,
+        };
+        crate::limits::check_range(
+            &format!("number of {noun}s selected"),
+            entries,
+            0,
+            crate::limits::MAX_SELECTION,
+        )?;
         match self {
             Selector::All => Ok(Resolved::All(n)),
             Selector::Ids(ids) => {
@@ -162,24 +174,62 @@ fn python_slice(start: Option<i64>, stop: Option<i64>, step: i64, n: usize) -> O
     let clip = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
     let bound = |v: Option<i64>, default: i64, lo: i64, hi: i64| match v {
         None => default,
-        Some(v) if v < 0 => clip(v + n, lo, hi),
+        Some(v) if v < 0 => clip(v.saturating_add(n), lo, hi),
         Some(v) => clip(v, lo, hi),
     };
     let mut out = Vec::new();
+    // `i + step` may leave the i64 range for huge steps: that ends the walk, as in Python.
     if step > 0 {
         let (mut i, stop) = (bound(start, 0, 0, n), bound(stop, n, 0, n));
         while i < stop {
             out.push(i as u32);
-            i += step;
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
+            i = next;
         }
     } else {
         let (mut i, stop) = (bound(start, n - 1, -1, n - 1), bound(stop, -1, -1, n - 1));
         while i > stop {
             out.push(i as u32);
-            i += step;
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
+            i = next;
         }
     }
     Some(out)
+}
+
+/// Parses a range written as text, `'start:stop[:step]'` with optional, possibly negative,
+/// bounds (Python slice syntax; bounds beyond the i64 range are clipped, which selects the same
+/// positions). `None` when the text is not of that form (it may then be a name).
+pub fn parse_range(text: &str) -> Option<Selector> {
+    let parts: Vec<&str> = text.split(':').map(str::trim).collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    let bound = |s: &str| -> Option<Option<i64>> {
+        if s.is_empty() {
+            return Some(None);
+        }
+        let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Some(s.parse().unwrap_or(if s.starts_with('-') {
+            i64::MIN
+        } else {
+            i64::MAX
+        })))
+    };
+    let start = bound(parts[0])?;
+    let stop = bound(parts[1])?;
+    let step = match parts.get(2) {
+        Some(s) => bound(s)?.unwrap_or(1),
+        None => 1,
+    };
+    Some(Selector::Range { start, stop, step })
 }
 
 /// Marks a name shared by several entries (anndata allows non-unique obs/var names).
@@ -268,5 +318,107 @@ mod tests {
             .resolve(3, Axis::Cells, || Ok(&index))
             .unwrap_err();
         assert!(err.message().contains("\"a\" is shared by several cells"));
+    }
+
+    #[test]
+    fn range_text_parses_like_python_slices() {
+        let range = |start, stop, step| Some(Selector::Range { start, stop, step });
+        assert_eq!(parse_range("10:20"), range(Some(10), Some(20), 1));
+        assert_eq!(parse_range(" :-1:2 "), range(None, Some(-1), 2));
+        assert_eq!(parse_range("::"), range(None, None, 1));
+        assert_eq!(
+            parse_range("0:99999999999999999999:-99999999999999999999"),
+            range(Some(0), Some(i64::MAX), i64::MIN)
+        );
+        for name in ["AAAC-1", "a:b", "1:2:3:4", "-:1", "1 2:3", "１:2", ""] {
+            assert_eq!(parse_range(name), None, "{name:?}");
+        }
+    }
+
+    /// CPython's slice semantics in i128, as the reference for random ranges.
+    fn reference(start: Option<i64>, stop: Option<i64>, step: i64, n: usize) -> Vec<u32> {
+        let (n, step) = (n as i128, step as i128);
+        let (lo, hi) = if step < 0 { (-1, n - 1) } else { (0, n) };
+        let adjust = |v: Option<i64>, default: i128| match v.map(i128::from) {
+            None => default,
+            Some(v) if v < 0 => (v + n).max(lo),
+            Some(v) => v.min(hi),
+        };
+        let (mut i, stop) = if step < 0 {
+            (adjust(start, hi), adjust(stop, lo))
+        } else {
+            (adjust(start, lo), adjust(stop, hi))
+        };
+        let mut out = Vec::new();
+        while (step > 0 && i < stop) || (step < 0 && i > stop) {
+            out.push(i as u32);
+            i += step;
+        }
+        out
+    }
+
+    /// Random range texts (deterministic seed, bounded count) never panic, and what parses
+    /// selects what Python's `range(n)[start:stop:step]` does, extreme bounds included.
+    #[test]
+    fn random_range_texts_match_python() {
+        use rand_chacha::rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let atoms = [
+            "",
+            "0",
+            "1",
+            "-1",
+            "3",
+            "-7",
+            "+2",
+            "10",
+            "40",
+            "-40",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "99999999999999999999",
+            " ",
+            "x",
+            ":",
+            "--1",
+        ];
+        for _ in 0..20_000 {
+            let parts = 1 + rng.next_u32() as usize % 4;
+            let text: Vec<&str> = (0..parts)
+                .map(|_| atoms[rng.next_u32() as usize % atoms.len()])
+                .collect();
+            let text = text.join(":");
+            let Some(selector) = parse_range(&text) else {
+                continue;
+            };
+            let Selector::Range { start, stop, step } = selector.clone() else {
+                panic!("{text:?} parsed to {selector:?}");
+            };
+            let n = rng.next_u32() as usize % 45;
+            match selector.resolve(n, Axis::Cells, no_names) {
+                Ok(resolved) => {
+                    let ids: Vec<u32> = (0..resolved.len()).map(|i| resolved.id(i)).collect();
+                    assert_eq!(ids, reference(start, stop, step, n), "{text:?} over {n}");
+                }
+                Err(e) => {
+                    assert_eq!(step, 0, "{text:?}: {e}");
+                    assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ids_at_the_ends_of_i64_are_out_of_range() {
+        for id in [i64::MIN, i64::MAX, -6, 5] {
+            let err = Selector::Ids(vec![0, id])
+                .resolve(5, Axis::Cells, no_names)
+                .unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::OutOfRange);
+            assert!(
+                err.message().contains(&format!("cell index {id} ")),
+                "{err}"
+            );
+        }
     }
 }

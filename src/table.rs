@@ -134,6 +134,11 @@ impl Table {
         self.num_rows
     }
 
+    /// Whether rows were deleted in place (Lance deletion files).
+    pub fn has_deletions(&self) -> bool {
+        self.fragments.iter().any(|f| f.has_deletions)
+    }
+
     /// Number of fragments.
     pub fn num_fragments(&self) -> usize {
         self.fragments.len()
@@ -192,6 +197,7 @@ impl Table {
             .project(columns)
             .context(|| format!("projecting {columns:?} of table '{}'", self.role))?;
         if let Some(filter) = filter {
+            crate::filter_text::check_filter(filter, &self.role)?;
             scanner.filter(filter).map_err(|e| {
                 Error::invalid_argument(format!(
                     "invalid filter {filter:?} on table '{}': {e}",
@@ -213,6 +219,7 @@ impl Table {
     /// [`Table::scan`] with a filter. A small table evaluates it in memory over the columns it
     /// names, loaded on first use (see `memory_filter`).
     pub async fn filtered(&self, columns: &[&str], filter: &str) -> Result<Vec<RecordBatch>> {
+        crate::filter_text::check_filter(filter, &self.role)?;
         if self.num_rows <= memory_filter::MAX_ROWS && !self.fragments.is_empty() {
             if let Some(batch) = self.filtered_in_memory(columns, filter).await? {
                 return Ok(vec![batch]);

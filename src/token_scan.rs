@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::columns::Values;
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::selection::Resolved;
 use crate::slice::{Selection, SharedDataset};
 // Re-exported: the options front ends fill in (one definition, in `tokenize::spec`).
@@ -64,6 +65,16 @@ impl TokenScan {
             ));
         }
         let tokenizer = build_tokenizer(&shared, spec)?;
+        // Each thread holds one chunk's padded output: fail now, not mid-scan, if it cannot fit.
+        let token_bytes = if tokenizer.has_values() { 13 } else { 9 };
+        limits::check_bytes(
+            &format!(
+                "token output of {TOKEN_CHUNK_CELLS} cells × max_genes {}",
+                tokenizer.seq_len()
+            ),
+            TOKEN_CHUNK_CELLS.saturating_mul(tokenizer.seq_len()),
+            token_bytes,
+        )?;
         let ids: Vec<u32> = (0..cells.len()).map(|i| cells.id(i)).collect();
         let chunks = ids.chunks(TOKEN_CHUNK_CELLS).map(<[u32]>::to_vec).collect();
         Ok(Self {

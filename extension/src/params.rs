@@ -49,16 +49,26 @@ pub fn positional_string(bind: &BindInfo, index: u64, what: &str) -> Result<Stri
     Ok(value.to_string())
 }
 
+/// A named parameter as given, `None` when absent; NULL is an error naming the parameter (a
+/// NULL from e.g. `getvariable('typo')` must not silently mean "everything").
+fn named(bind: &BindInfo, name: &str) -> Result<Option<Value>, BoxError> {
+    match bind.get_named_parameter(name) {
+        None => Ok(None),
+        Some(v) if v.is_null() => {
+            Err(format!("{name} := NULL: pass a value, or leave {name} out for its default").into())
+        }
+        Some(v) => Ok(Some(v)),
+    }
+}
+
 /// An optional VARCHAR named parameter.
-pub fn named_string(bind: &BindInfo, name: &str) -> Option<String> {
-    bind.get_named_parameter(name)
-        .filter(|v| !v.is_null())
-        .map(|v| v.to_string())
+pub fn named_string(bind: &BindInfo, name: &str) -> Result<Option<String>, BoxError> {
+    Ok(named(bind, name)?.map(|v| v.to_string()))
 }
 
 /// An optional non-negative integer named parameter.
 pub fn named_count(bind: &BindInfo, name: &str) -> Result<Option<usize>, BoxError> {
-    match bind.get_named_parameter(name).filter(|v| !v.is_null()) {
+    match named(bind, name)? {
         None => Ok(None),
         Some(v) => {
             let n = v.to_int64();
@@ -71,12 +81,15 @@ pub fn named_count(bind: &BindInfo, name: &str) -> Result<Option<usize>, BoxErro
 
 /// An optional VARCHAR[] named parameter.
 pub fn named_strings(bind: &BindInfo, name: &str) -> Result<Option<Vec<String>>, BoxError> {
-    match bind.get_named_parameter(name).filter(|v| !v.is_null()) {
+    match named(bind, name)? {
         None => Ok(None),
         Some(v) => {
             let items = v
                 .to_list()
                 .ok_or_else(|| format!("{name} := must be a list of column names"))?;
+            if items.iter().any(Value::is_null) {
+                return Err(format!("{name} := contains NULL").into());
+            }
             Ok(Some(items.iter().map(|i| i.to_string()).collect()))
         }
     }
@@ -85,7 +98,7 @@ pub fn named_strings(bind: &BindInfo, name: &str) -> Result<Option<Vec<String>>,
 /// A cell/gene selector from a named parameter: a list of names (VARCHAR[]), a list of
 /// integer ids, a single name or id, or a Python-style range string `'start:stop[:step]'`.
 pub fn named_selector(bind: &BindInfo, name: &str) -> Result<Selector, BoxError> {
-    match bind.get_named_parameter(name).filter(|v| !v.is_null()) {
+    match named(bind, name)? {
         None => Ok(Selector::All),
         Some(v) => selector(&v, name),
     }
@@ -99,6 +112,9 @@ fn selector(value: &Value, name: &str) -> Result<Selector, BoxError> {
             return Ok(Selector::Ids(Vec::new()));
         };
         let item_type = first.logical_type_id();
+        if items.iter().any(Value::is_null) {
+            return Err(format!("{name} := contains NULL").into());
+        }
         if is_string(item_type) {
             return Ok(Selector::Names(
                 items.iter().map(|i| i.to_string()).collect(),
@@ -127,59 +143,10 @@ fn selector(value: &Value, name: &str) -> Result<Selector, BoxError> {
     }
     if is_string(id) {
         let text = value.to_string();
-        return Ok(parse_range(&text).unwrap_or(Selector::Names(vec![text])));
+        return Ok(slaf::parse_range(&text).unwrap_or(Selector::Names(vec![text])));
     }
     Err(format!(
         "{name} := expects a list of names or integer ids, or a 'start:stop[:step]' range; got {id:?}"
     )
     .into())
-}
-
-/// `'start:stop[:step]'` with optional, possibly negative, bounds (Python slice syntax).
-fn parse_range(text: &str) -> Option<Selector> {
-    let parts: Vec<&str> = text.split(':').map(str::trim).collect();
-    if !(2..=3).contains(&parts.len()) {
-        return None;
-    }
-    let bound = |s: &str| -> Option<Option<i64>> {
-        if s.is_empty() {
-            Some(None)
-        } else {
-            s.parse().ok().map(Some)
-        }
-    };
-    let start = bound(parts[0])?;
-    let stop = bound(parts[1])?;
-    let step = match parts.get(2) {
-        Some(s) => bound(s)?.unwrap_or(1),
-        None => 1,
-    };
-    Some(Selector::Range { start, stop, step })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_parse_like_python_slices() {
-        assert_eq!(
-            parse_range("10:20"),
-            Some(Selector::Range {
-                start: Some(10),
-                stop: Some(20),
-                step: 1
-            })
-        );
-        assert_eq!(
-            parse_range(":-1:2"),
-            Some(Selector::Range {
-                start: None,
-                stop: Some(-1),
-                step: 2
-            })
-        );
-        assert_eq!(parse_range("AAAC-1"), None);
-        assert_eq!(parse_range("a:b"), None);
-    }
 }

@@ -34,7 +34,7 @@ impl VTab for SlafScan {
     fn bind(bind: &BindInfo) -> Result<ScanBind, BoxError> {
         let path = params::positional_string(bind, 0, "slaf_scan: path")?;
         let table_name = params::positional_string(bind, 1, "slaf_scan: table")?;
-        let filter = params::named_string(bind, "filter");
+        let filter = params::named_string(bind, "filter")?;
         let wanted = params::named_strings(bind, "columns")?;
         let shared = open_shared(&path)?;
         let table = table_of(shared.dataset(), &table_name)?;

@@ -38,10 +38,10 @@ impl VTab for SlafSlice {
         let selection = Selection {
             cells: params::named_selector(bind, "cells")?,
             genes: params::named_selector(bind, "genes")?,
-            cell_filter: params::named_string(bind, "cell_filter"),
-            gene_filter: params::named_string(bind, "gene_filter"),
+            cell_filter: params::named_string(bind, "cell_filter")?,
+            gene_filter: params::named_string(bind, "gene_filter")?,
         };
-        let layer = params::named_string(bind, "layer");
+        let layer = params::named_string(bind, "layer")?;
         let shared = open_shared(&path)?;
         let scan = SliceScan::new(shared, &selection, layer.as_deref())?;
         let value_type = if scan.values_are_f64() {

@@ -31,17 +31,17 @@ impl VTab for SlafTokenize {
         let selection = Selection {
             cells: params::named_selector(bind, "cells")?,
             genes: params::named_selector(bind, "genes")?,
-            cell_filter: params::named_string(bind, "cell_filter"),
-            gene_filter: params::named_string(bind, "gene_filter"),
+            cell_filter: params::named_string(bind, "cell_filter")?,
+            gene_filter: params::named_string(bind, "gene_filter")?,
         };
         let spec = TokenizerSpec {
-            name: params::named_string(bind, "tokenizer").unwrap_or_else(|| "geneformer".into()),
+            name: params::named_string(bind, "tokenizer")?.unwrap_or_else(|| "geneformer".into()),
             max_genes: params::named_count(bind, "max_genes")?,
             vocab_size: params::named_count(bind, "vocab_size")?,
             n_bins: params::named_count(bind, "n_bins")?,
             seed: params::named_count(bind, "seed")?.map(|s| s as u64),
-            token_dictionary: params::named_string(bind, "token_dictionary"),
-            gene_median_file: params::named_string(bind, "gene_medians"),
+            token_dictionary: params::named_string(bind, "token_dictionary")?,
+            gene_median_file: params::named_string(bind, "gene_medians")?,
             ..TokenizerSpec::default()
         };
         let scan = TokenScan::new(open_shared(&path)?, &selection, &spec)?;

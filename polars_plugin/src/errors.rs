@@ -15,6 +15,8 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::UnknownName => "UnknownNameError",
         ErrorKind::InvalidArgument => "InvalidArgumentError",
         ErrorKind::Storage => "StorageError",
+        ErrorKind::ResourceLimit => "ResourceLimitError",
+        ErrorKind::Corrupt => "CorruptDatasetError",
     }
 }
 

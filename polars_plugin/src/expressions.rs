@@ -13,6 +13,7 @@ use polars_arrow::datatypes::{ArrowDataType, Field as ArrowField};
 use polars_arrow::offset::OffsetsBuffer;
 use pyo3_polars::derive::polars_expr;
 use serde::Deserialize;
+use slaf::limits;
 use slaf::tokenize::{parse_counts_scope, CellBatch, TokenBatch, Tokenizer, TokenizerSpec};
 
 /// Keyword arguments of `slaf.polars.geneformer` / `slaf.polars.scgpt` (see there).
@@ -157,12 +158,15 @@ struct TokenLists<T> {
 impl<T: polars_arrow::types::NativeType> TokenLists<T> {
     /// Room for `rows` rows of `tokens` tokens in all (an estimate: growing a large buffer
     /// copies it and touches fresh memory each time).
-    fn new(rows: usize, tokens: usize) -> Self {
-        let mut offsets = Vec::with_capacity(rows + 1);
+    fn new(rows: usize, tokens: usize) -> PolarsResult<Self> {
+        // `tokens` grows with the user's max_genes: checked and reserved fallibly.
+        let what = format!("token lists of {rows} rows ({tokens} tokens)");
+        limits::check_bytes(&what, tokens, std::mem::size_of::<T>()).map_err(compute_err)?;
+        let mut offsets = limits::try_with_capacity(rows + 1, &what).map_err(compute_err)?;
         offsets.push(0);
-        let mut values = Vec::with_capacity(tokens);
+        let mut values = limits::try_with_capacity(tokens, &what).map_err(compute_err)?;
         advise_huge_pages(&mut values);
-        Self { offsets, values }
+        Ok(Self { offsets, values })
     }
 
     /// Appends the rows of `tokens` (`[B, L]` row-major, `mask` true on real tokens).
@@ -306,15 +310,18 @@ fn tokenize(inputs: &[Series], kwargs: TokenizeKwargs) -> PolarsResult<Series> {
     let tokenizer = tokenizer(&kwargs, n_genes)?;
     // Rows hold at most their entries plus a few special tokens, padded rows `seq_len`.
     let seq_len = tokenizer.seq_len();
+    let padded = n.saturating_mul(seq_len);
     let tokens = if kwargs.pad {
-        n * seq_len
+        padded
     } else {
-        (genes_ref.len() + 2 * n).min(n * seq_len)
+        (genes_ref.len() + 2 * n).min(padded)
     };
-    let mut ids = TokenLists::<i64>::new(n, tokens);
-    let mut vals = tokenizer
-        .has_values()
-        .then(|| TokenLists::<f32>::new(n, tokens));
+    let mut ids = TokenLists::<i64>::new(n, tokens)?;
+    let mut vals = if tokenizer.has_values() {
+        Some(TokenLists::<f32>::new(n, tokens)?)
+    } else {
+        None
+    };
     let mut out = TokenBatch::default();
     for lo in (0..n).step_by(CELLS_PER_CALL) {
         let hi = (lo + CELLS_PER_CALL).min(n);

@@ -16,5 +16,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::NativeWriter>()?;
     m.add_class::<scan::NativeScan>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The core's size bounds, so Python checks arguments against the same numbers.
+    let limits = pyo3::types::PyDict::new(m.py());
+    limits.set_item("max_seq_len", slaf::limits::MAX_SEQ_LEN)?;
+    limits.set_item("max_n_bins", slaf::limits::MAX_N_BINS)?;
+    limits.set_item("max_vocab_size", slaf::limits::MAX_VOCAB_SIZE)?;
+    limits.set_item("max_batch_rows", slaf::limits::MAX_BATCH_ROWS)?;
+    limits.set_item("max_selection", slaf::limits::MAX_SELECTION)?;
+    m.add("LIMITS", limits)?;
     Ok(())
 }

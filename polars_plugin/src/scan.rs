@@ -152,6 +152,8 @@ impl NativeScan {
 
     /// The next batch of at most `max_rows` rows as a one-batch Arrow stream, or `None`.
     fn next_batch(&self, py: Python<'_>, max_rows: usize) -> PyResult<Option<ArrowStream>> {
+        slaf::limits::check_range("batch_size", max_rows, 1, slaf::limits::MAX_BATCH_ROWS)
+            .py_err()?;
         let batch: Option<RecordBatch> = py
             .detach(|| match &self.source {
                 Source::Table(scan) => scan.next_batch(max_rows),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from slaf._native import __version__
 from slaf.convert import convert
 from slaf.errors import (
+    CorruptDatasetError,
     DatasetNotFoundError,
     ExtensionNotFoundError,
     InvalidArgumentError,
@@ -19,6 +20,7 @@ from slaf.errors import (
     MissingTableError,
     NotASLAFDatasetError,
     QueryError,
+    ResourceLimitError,
     SelectionIndexError,
     SLAFError,
     StorageError,
@@ -53,6 +55,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CorruptDatasetError",
     "DatasetNotFoundError",
     "ExtensionNotFoundError",
     "InvalidArgumentError",
@@ -62,6 +65,7 @@ __all__ = [
     "MissingTableError",
     "NotASLAFDatasetError",
     "QueryError",
+    "ResourceLimitError",
     "SLAFArray",
     "SLAFError",
     "SelectionIndexError",

@@ -50,6 +50,16 @@ class StorageError(SLAFError, OSError):
     """Reading the underlying storage failed."""
 
 
+class ResourceLimitError(SLAFError, MemoryError):
+    """A size asked for (``max_genes``, ``n_bins``, a selection, ...) is above its limit or
+    needs more memory than is available."""
+
+
+class CorruptDatasetError(InvalidDatasetError):
+    """The stored data contradicts itself (value count against ``config.json``, a gene stored
+    twice for one cell): the dataset is corrupt."""
+
+
 class QueryError(SLAFError, ValueError):
     """A SQL query is malformed or names a table or column the dataset does not have."""
 
@@ -59,6 +69,7 @@ class ExtensionNotFoundError(SLAFError, ImportError):
 
 
 __all__ = [
+    "CorruptDatasetError",
     "DatasetNotFoundError",
     "ExtensionNotFoundError",
     "InvalidArgumentError",
@@ -67,6 +78,7 @@ __all__ = [
     "MissingTableError",
     "NotASLAFDatasetError",
     "QueryError",
+    "ResourceLimitError",
     "SLAFError",
     "SelectionIndexError",
     "StorageError",

@@ -27,7 +27,7 @@ from polars.plugins import register_plugin_function
 from slaf import _native
 from slaf._predicate import cell_ids_of, to_lance_filter
 from slaf.array import SLAFArray
-from slaf.errors import InvalidArgumentError
+from slaf.errors import InvalidArgumentError, ResourceLimitError
 
 __all__ = [
     "ScanStats",
@@ -156,7 +156,9 @@ def scan_slaf(
             scan = _open_scan(dataset, table, read, pushed, cell_filter, layer, stats)
         remaining = n_rows
         while remaining is None or remaining > 0:
-            stream = scan.next_batch(batch_size or _DEFAULT_BATCH_ROWS)
+            # The engine's batch size, within the core's bound (rows are cut, not allocated).
+            rows = min(batch_size or _DEFAULT_BATCH_ROWS, _native.LIMITS["max_batch_rows"])
+            stream = scan.next_batch(rows)
             if stream is None:
                 return
             df = pl.DataFrame(stream)
@@ -215,6 +217,60 @@ def _open_scan(
 
 def _expr(e: IntoExpr) -> pl.Expr:
     return pl.col(e) if isinstance(e, str) else e
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    """Rejects a size keyword argument that is not an integer in ``[low, high]``, by name:
+    the bounds are the core's (``slaf._native.LIMITS``), checked before Polars runs anything."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise InvalidArgumentError(f"{name} is {value}, must be at least {low}")
+    if value > high:
+        raise ResourceLimitError(
+            f"resource limit exceeded: {name} is {value}, above the limit of {high}"
+        )
+
+
+def _check_flag(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True, False or None, got {value!r}")
+
+
+def _check_number(name: str, value: Any) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float | np.number)
+    ):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+
+
+def _check_tokenize_kwargs(names: dict[str, str], kwargs: dict[str, Any]) -> None:
+    """Checks the keyword arguments of :func:`geneformer` / :func:`scgpt`; ``names`` maps a
+    plugin key to the parameter as the caller spelled it (``max_genes`` is scGPT's
+    ``max_len``)."""
+    limits = _native.LIMITS
+    sizes = {
+        "max_genes": (1, limits["max_seq_len"]),
+        "n_bins": (2, limits["max_n_bins"]),
+        "vocab_size": (1, limits["max_vocab_size"]),
+        "n_genes": (0, limits["max_selection"]),
+        "seed": (0, 2**64 - 1),
+    }
+    for key, (low, high) in sizes.items():
+        _check_int(names.get(key, key), kwargs.get(key), low, high)
+    for key in ("continuous", "log1p", "include_zero_genes", "pad"):
+        _check_flag(names.get(key, key), kwargs.get(key))
+    for key in ("target_sum", "normalize_total"):
+        _check_number(names.get(key, key), kwargs.get(key))
+    for key in ("token_dictionary", "gene_medians"):
+        value = kwargs.get(key)
+        if value is not None and not isinstance(value, str | Path):
+            raise TypeError(f"{key} must be a path, got {value!r}")
+    counts_scope = kwargs.get("counts_scope")
+    if counts_scope is not None and not isinstance(counts_scope, str):
+        raise TypeError(f"counts_scope must be 'all' or 'in_vocabulary', got {counts_scope!r}")
 
 
 def _tokenize(args: list[pl.Expr], kwargs: dict[str, Any]) -> pl.Expr:
@@ -300,21 +356,20 @@ def geneformer(
     """
     if version not in ("v1", "v2"):
         raise InvalidArgumentError(f"unknown Geneformer version {version!r}: use 'v1' or 'v2'")
-    return _tokenize(
-        [_expr(gene_ids), _expr(values)],
-        {
-            "tokenizer": "geneformer" if version == "v1" else "geneformer_v2",
-            "max_genes": max_genes,
-            "vocab_size": vocab_size,
-            "n_genes": n_genes,
-            "gene_names": gene_names,
-            "token_dictionary": token_dictionary,
-            "gene_medians": gene_medians,
-            "counts_scope": counts_scope,
-            "target_sum": target_sum,
-            "pad": pad,
-        },
-    )
+    kwargs = {
+        "tokenizer": "geneformer" if version == "v1" else "geneformer_v2",
+        "max_genes": max_genes,
+        "vocab_size": vocab_size,
+        "n_genes": n_genes,
+        "gene_names": gene_names,
+        "token_dictionary": token_dictionary,
+        "gene_medians": gene_medians,
+        "counts_scope": counts_scope,
+        "target_sum": target_sum,
+        "pad": pad,
+    }
+    _check_tokenize_kwargs({}, kwargs)
+    return _tokenize([_expr(gene_ids), _expr(values)], kwargs)
 
 
 def scgpt(
@@ -380,25 +435,24 @@ def scgpt(
     args = [_expr(gene_ids), _expr(values)]
     if cell_ids is not None:
         args.append(_expr(cell_ids))
-    return _tokenize(
-        args,
-        {
-            "tokenizer": "scgpt",
-            "max_genes": max_len,
-            "n_bins": n_bins,
-            "continuous": True if continuous else None,
-            "seed": seed,
-            "normalize_total": normalize_total,
-            "log1p": log1p,
-            "include_zero_genes": include_zero_genes,
-            "vocab_size": vocab_size,
-            "n_genes": n_genes,
-            "gene_names": gene_names,
-            "token_dictionary": token_dictionary,
-            "counts_scope": counts_scope,
-            "pad": pad,
-        },
-    )
+    kwargs = {
+        "tokenizer": "scgpt",
+        "max_genes": max_len,
+        "n_bins": n_bins,
+        "continuous": True if continuous else None,
+        "seed": seed,
+        "normalize_total": normalize_total,
+        "log1p": log1p,
+        "include_zero_genes": include_zero_genes,
+        "vocab_size": vocab_size,
+        "n_genes": n_genes,
+        "gene_names": gene_names,
+        "token_dictionary": token_dictionary,
+        "counts_scope": counts_scope,
+        "pad": pad,
+    }
+    _check_tokenize_kwargs({"max_genes": "max_len"}, kwargs)
+    return _tokenize(args, kwargs)
 
 
 def normalize_total(values: IntoExpr = "values", target_sum: float = 1e4) -> pl.Expr:

@@ -22,7 +22,7 @@ use super::dictionary::GeneMedianDictionary;
 use super::{
     fill_rows, gene_out_of_range, CellBatch, CountsScope, Padding, RowOut, TokenBatch, Vocab,
 };
-use crate::{Error, Result};
+use crate::{limits, Error, Result};
 
 /// Geneformer model generation: decides the specials and the default input size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +197,7 @@ impl GeneformerTokenizer {
                 config.version, config.max_genes
             )));
         }
+        limits::check_range("max_genes", config.max_genes, min, limits::MAX_SEQ_LEN)?;
         if !(config.target_sum.is_finite() && config.target_sum > 0.0) {
             return Err(Error::invalid_argument(format!(
                 "Geneformer: target_sum is {}, must be finite and > 0",
@@ -281,7 +282,7 @@ impl GeneformerTokenizer {
     /// [`Self::tokenize`] into `out`, reusing its memory (a caller that tokenizes batch after
     /// batch allocates, and faults in, its output once).
     pub fn tokenize_into(&self, cells: &CellBatch<'_>, out: &mut TokenBatch) -> Result<()> {
-        out.reset(cells, self.seq_len(), false);
+        out.reset(cells, self.seq_len(), false)?;
         let pad = Padding {
             id: self.vocab.pad(),
             value: 0.0,

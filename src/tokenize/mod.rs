@@ -43,7 +43,7 @@ pub use vocab::Vocab;
 
 use rayon::prelude::*;
 
-use crate::{Error, Result};
+use crate::{limits, Error, Result};
 
 /// A borrowed CSR batch of cells: row `i` (cell `cell_ids[i]`) holds entries
 /// `indptr[i]..indptr[i + 1]` of `gene_ids` (gene_integer_id) and `values` (raw counts).
@@ -150,19 +150,33 @@ pub struct TokenBatch {
 impl TokenBatch {
     /// Sizes the buffers for `cells` rows of length `seq_len` (with or without values), keeping
     /// the memory they already have: the rows' contents are left for [`fill_rows`] to write.
-    fn reset(&mut self, cells: &CellBatch<'_>, seq_len: usize, with_values: bool) {
-        let n = cells.len() * seq_len;
+    fn reset(&mut self, cells: &CellBatch<'_>, seq_len: usize, with_values: bool) -> Result<()> {
+        // Sizes come from users (max_genes × cells): checked, then allocated fallibly.
+        let what = || format!("token output of {} cells × {seq_len} tokens", cells.len());
+        let n = cells
+            .len()
+            .checked_mul(seq_len)
+            .ok_or_else(|| Error::resource_limit(format!("{} overflows", what())))?;
+        let token_bytes = 8 + 1 + if with_values { 4 } else { 0 };
+        if n > self.input_ids.len() {
+            limits::check_bytes(&what(), n, token_bytes)?;
+        }
         self.seq_len = seq_len;
-        self.input_ids.resize(n, 0);
-        self.attention_mask.resize(n, false);
+        limits::try_resize(&mut self.input_ids, n, 0, "token ids")?;
+        limits::try_resize(&mut self.attention_mask, n, false, "attention mask")?;
         match (&mut self.values, with_values) {
-            (Some(v), true) => v.resize(n, 0.0),
-            (values, true) => *values = Some(vec![0.0; n]),
+            (Some(v), true) => limits::try_resize(v, n, 0.0, "token values")?,
+            (values, true) => {
+                let mut v = Vec::new();
+                limits::try_resize(&mut v, n, 0.0, "token values")?;
+                *values = Some(v);
+            }
             (values, false) => *values = None,
         }
         self.cell_ids.clear();
         self.cell_ids
             .extend(cells.cell_ids.iter().map(|&c| i64::from(c)));
+        Ok(())
     }
 
     /// Number of cells `B`.
@@ -351,7 +365,7 @@ mod tests {
             values: None,
             cell_ids: vec![5; 7],
         };
-        t.reset(&cells, 3, true);
+        t.reset(&cells, 3, true).unwrap();
         fill_rows(&mut t, pad, encode).unwrap();
         assert_eq!(t.batch_size(), 2);
         assert_eq!(t.ids(0), &[7, 0, 0]);

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use super::{
     fill_rows, gene_out_of_range, CellBatch, CountsScope, Padding, RowOut, TokenBatch, Vocab,
 };
-use crate::{Error, Result};
+use crate::{limits, Error, Result};
 
 /// Value of padding positions.
 pub const PAD_VALUE: f32 = -2.0;
@@ -107,12 +107,14 @@ impl ScgptTokenizer {
                 "scGPT: max_len is 0, must be at least 1 (room for <cls>)",
             ));
         }
+        limits::check_range("max_len", config.max_len, 1, limits::MAX_SEQ_LEN)?;
         if let Some(n) = config.n_bins {
             if n < 2 {
                 return Err(Error::invalid_argument(format!(
                     "scGPT: n_bins is {n}, must be at least 2"
                 )));
             }
+            limits::check_range("n_bins", n, 2, limits::MAX_N_BINS)?;
         }
         if let Some(t) = config.normalize_total {
             if !(t.is_finite() && t > 0.0) {
@@ -166,7 +168,7 @@ impl ScgptTokenizer {
         seed: u64,
         out: &mut TokenBatch,
     ) -> Result<()> {
-        out.reset(cells, self.seq_len(), true);
+        out.reset(cells, self.seq_len(), true)?;
         let base = ChaCha8Rng::seed_from_u64(seed);
         let pad = Padding {
             id: self.vocab.pad(),

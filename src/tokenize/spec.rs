@@ -8,6 +8,7 @@ use super::geneformer::{GeneMedians, GeneformerConfig, GeneformerTokenizer};
 use super::scgpt::{ScgptConfig, ScgptTokenizer};
 use super::{load_gene_medians, load_token_dictionary, CellBatch, CountsScope, TokenBatch, Vocab};
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits;
 
 /// Which tokenizer, with which options; `None` keeps the tokenizer's default.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -112,6 +113,17 @@ impl TokenizerSpec {
             "caps the slaf vocabulary and cannot be combined with token_dictionary, whose ids \
              decide the vocabulary",
         )?;
+        // Upper bounds by the names front ends use; the tokenizers check the lower ones.
+        let sizes = [
+            ("max_genes", self.max_genes, limits::MAX_SEQ_LEN),
+            ("n_bins", self.n_bins, limits::MAX_N_BINS),
+            ("vocab_size", self.vocab_size, limits::MAX_VOCAB_SIZE),
+        ];
+        for (name, value, max) in sizes {
+            if let Some(value) = value {
+                limits::check_range(name, value, 0, max)?;
+            }
+        }
         let vocab = match &self.token_dictionary {
             Some(path) => Vocab::from_dictionary(&load_token_dictionary(path)?, &gene_names()?)?,
             None => Vocab::slaf(n_genes, self.vocab_size)?,
@@ -220,6 +232,53 @@ mod tests {
 
     fn no_names() -> Result<Vec<String>> {
         panic!("gene names are needed only with dictionary files")
+    }
+
+    #[test]
+    fn sizes_beyond_the_limits_are_resource_errors() {
+        let cases = [
+            (
+                "geneformer",
+                Some(1_000_000_000),
+                None,
+                None,
+                "max_genes is 1000000000",
+            ),
+            (
+                "scgpt",
+                Some(limits::MAX_SEQ_LEN + 1),
+                None,
+                None,
+                "max_genes is 262145",
+            ),
+            (
+                "scgpt",
+                None,
+                Some(2_000_000_000),
+                None,
+                "n_bins is 2000000000",
+            ),
+            ("geneformer", None, None, Some(usize::MAX), "vocab_size is"),
+        ];
+        for (name, max_genes, n_bins, vocab_size, expected) in cases {
+            let spec = TokenizerSpec {
+                max_genes,
+                n_bins,
+                vocab_size,
+                ..spec(name)
+            };
+            let err = spec.build(10, &no_names).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ResourceLimit, "{err}");
+            assert!(err.message().contains(expected), "{err}");
+        }
+        let at_limit = TokenizerSpec {
+            max_genes: Some(limits::MAX_SEQ_LEN),
+            ..spec("geneformer")
+        };
+        assert_eq!(
+            at_limit.build(10, &no_names).unwrap().seq_len(),
+            limits::MAX_SEQ_LEN
+        );
     }
 
     #[test]
