@@ -20,6 +20,7 @@ pub mod config;
 mod dataset;
 mod error;
 mod layers;
+pub mod loader;
 mod location;
 mod matrix;
 mod memory_filter;
