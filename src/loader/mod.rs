@@ -127,6 +127,7 @@ pub struct Loader {
 impl Loader {
     /// Resolves the cells and builds the tokenizer, so bad options fail here, not in a worker.
     pub fn new(dataset: Arc<Dataset>, options: LoaderOptions) -> Result<Self> {
+        name_rayon_pool();
         if options.selection.genes != crate::Selector::All
             || options.selection.gene_filter.is_some()
         {
@@ -192,6 +193,16 @@ impl Loader {
             work,
         )
     }
+}
+
+/// Starts rayon's global pool (the tokenizers' threads), if nothing has yet, with names of its
+/// own: started from inside a loader worker, its threads would inherit the worker's name and
+/// look like loader threads that outlived their loader.
+fn name_rayon_pool() {
+    // An error means the pool already runs, which is fine.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("slaf-rayon-{i}"))
+        .build_global();
 }
 
 /// `gene_id` of every gene by gene_integer_id (for token dictionaries keyed by name), read as
