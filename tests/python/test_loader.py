@@ -139,6 +139,12 @@ def test_same_seed_same_batches_new_order_each_epoch(split_dataset: Path) -> Non
     assert sorted(cell_order(a)) == sorted(order) and cell_order(a) != order
     assert cell_order(loader(split_dataset, seed=6, max_genes=16)) != order
     assert cell_order(loader(split_dataset, shuffle=False)) == list(range(600))
+    # Many windows: the order does not depend on how many threads prepare them.
+    orders = [
+        cell_order(loader(split_dataset, seed=5, prefetch_batch_size=1000, num_threads=t))
+        for t in (1, 3)
+    ]
+    assert orders[0] == orders[1] and sorted(orders[0]) == list(range(600))
 
 
 @pytest.mark.parametrize("prefetch_rows", [1000, 4194304])
