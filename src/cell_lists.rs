@@ -177,7 +177,7 @@ fn cell_list_schema(wide: bool, projection: &[usize]) -> Schema {
 
 /// The stored entries of `cells` (ascending, unique) as CSR rows `(indptr, genes, values)`,
 /// genes ascending within a cell.
-fn read(
+pub(crate) fn read(
     dataset: &Dataset,
     layer: Option<&str>,
     cells: Vec<u32>,

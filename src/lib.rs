@@ -22,6 +22,7 @@ mod error;
 mod filter_text;
 mod layers;
 pub mod limits;
+pub mod loader;
 mod location;
 mod matrix;
 mod memory_filter;

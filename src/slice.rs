@@ -92,9 +92,14 @@ fn names<'a>(
     if let Some(names) = cell.get() {
         return Ok(names);
     }
-    let batch = block_on(axis::read_sorted(table, axis, &[axis.name], n))?;
-    let names = to_strings(batch.column(0), &format!("{}.{}", table.role(), axis.name))?;
+    let names = read_names(table, axis, n)?;
     Ok(cell.get_or_init(|| names))
+}
+
+/// The name column of an axis table (`cell_id` / `gene_id`), indexed by integer id.
+pub(crate) fn read_names(table: &Table, axis: AxisColumns, n: usize) -> Result<StringArray> {
+    let batch = block_on(axis::read_sorted(table, axis, &[axis.name], n))?;
+    to_strings(batch.column(0), &format!("{}.{}", table.role(), axis.name))
 }
 
 /// Identity of a local dataset's `config.json`: modified time, size and inode. Every writer

@@ -4,6 +4,7 @@ mod arrow_export;
 mod dataset;
 mod errors;
 mod expressions;
+mod loader;
 mod scan;
 mod writer;
 
@@ -15,6 +16,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<arrow_export::ArrowStream>()?;
     m.add_class::<writer::NativeWriter>()?;
     m.add_class::<scan::NativeScan>()?;
+    m.add_class::<loader::NativeLoader>()?;
+    m.add_class::<loader::NativePrefetcher>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The core's size bounds, so Python checks arguments against the same numbers.
     let limits = pyo3::types::PyDict::new(m.py());

@@ -360,7 +360,7 @@ fn sample_without_replacement(n: usize, k: usize, order: &mut Vec<u32>, rng: &mu
 }
 
 /// Uniform integer in `0..n` (Lemire's multiply-and-reject, unbiased); `n > 0`.
-fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+pub(crate) fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
     let mut m = u128::from(rng.next_u64()) * u128::from(n);
     if (m as u64) < n {
         let threshold = n.wrapping_neg() % n;

@@ -1,11 +1,13 @@
-"""slafdb's ``slaf.ml`` (``SLAFDataLoader`` and tokenizers for PyTorch) is not built yet.
+"""Machine learning on SLAF datasets: a PyTorch-ready data loader fed by a Rust prefetcher.
 
-Importing it raises ImportError with that reason, so code written for slafdb fails at the
-import that names the missing piece rather than later. The tokenizers themselves exist:
-``slaf.polars`` (Polars expressions) and ``slaf_tokenize`` in DuckDB.
+>>> from slaf import SLAFArray
+>>> from slaf.ml import SLAFDataLoader
+>>> loader = SLAFDataLoader(SLAFArray("pbmc.slaf"), batch_size=32)  # doctest: +SKIP
+>>> batch = next(iter(loader))  # doctest: +SKIP
+>>> batch["input_ids"].shape  # doctest: +SKIP
+torch.Size([32, 2048])
 """
 
-raise ImportError(
-    "slaf.ml (SLAFDataLoader for PyTorch) is not available in this version of slaf yet; "
-    "tokenize with slaf.polars.geneformer / slaf.polars.scgpt or DuckDB's slaf_tokenize"
-)
+from slaf.ml.dataloaders import SLAFDataLoader
+
+__all__ = ["SLAFDataLoader"]
