@@ -55,8 +55,15 @@ def _kind(value: Any) -> str:
     )
 
 
-def _from_items(items: list[Any], axis: str) -> NativeSelector:
-    """A selector from the elements of a list (or object array), each checked."""
+def items_kind(items: list[Any], axis: str) -> str:
+    """The one kind (``"bool"``, ``"int"``, ``"name"``) of a list's elements, each checked;
+    a ``TypeError`` naming the values when the list mixes kinds. ``"int"`` when empty.
+
+    Examples
+    --------
+    >>> items_kind([3, 1], "cell")
+    'int'
+    """
     first: dict[str, Any] = {}
     for item in items:
         first.setdefault(_kind(item), item)
@@ -65,7 +72,12 @@ def _from_items(items: list[Any], axis: str) -> NativeSelector:
         raise TypeError(
             f"{axis} selector mixes kinds ({kinds}): use integer ids, a boolean mask or names"
         )
-    (kind,) = first
+    return next(iter(first), "int")
+
+
+def _from_items(items: list[Any], axis: str) -> NativeSelector:
+    """A selector from the elements of a list (or object array), each checked."""
+    kind = items_kind(items, axis)
     if kind == "bool":
         return ("mask", np.asarray(items, dtype=np.uint8).tobytes())
     if kind == "name":

@@ -128,13 +128,13 @@ def test_malformed_selectors() -> None:
         data.get_submatrix(np.array([True, False, True]), format="csr")
     with pytest.raises(slaf.InvalidArgumentError, match="step cannot be zero"):
         data.get_submatrix(slice(0, 10, 0), format="csr")
-    with pytest.raises(TypeError, match="selector value 0.5 of type float"):
+    with pytest.raises(TypeError, match=r"selector value 0\.5 of type float"):
         data.get_submatrix([0.5, 1.5], format="csr")
     with pytest.raises(TypeError, match="dtype float64"):
         data.get_submatrix(np.array([0.5, 1.5]), format="csr")
     with pytest.raises(TypeError, match="single boolean"):
         data.get_submatrix(True, format="csr")
-    with pytest.raises(TypeError, match="unsupported cell selector <object .*> of type object"):
+    with pytest.raises(TypeError, match=r"unsupported cell selector <object .*> of type object"):
         data.get_submatrix(object(), format="csr")
 
 

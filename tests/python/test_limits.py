@@ -171,7 +171,10 @@ def test_ids_at_int64_bounds_are_out_of_range(data: SLAFArray) -> None:
         data.get_submatrix([2**63 - 1], format="csr")
     with pytest.raises(slaf.SelectionIndexError, match="cell index 500 is out of range"):
         data.get_submatrix(np.array([3, 500], dtype=np.uint64), format="csr")
-    assert data.get_submatrix(np.array([N_CELLS - 1], dtype=np.uint64), format="csr").shape == (1, 300)
+    assert data.get_submatrix(np.array([N_CELLS - 1], dtype=np.uint64), format="csr").shape == (
+        1,
+        300,
+    )
 
 
 @pytest.mark.parametrize(
@@ -210,9 +213,12 @@ def test_valid_selectors_still_select(data: SLAFArray) -> None:
         data.get_submatrix([name, name], format="csr").toarray(), full[[3, 3]].toarray()
     )
     np.testing.assert_array_equal(
-        data.get_submatrix(np.array([name], dtype=object), format="csr").toarray(), full[[3]].toarray()
+        data.get_submatrix(np.array([name], dtype=object), format="csr").toarray(),
+        full[[3]].toarray(),
     )
-    np.testing.assert_array_equal(data.get_submatrix((4, -1), format="csr").toarray(), full[[4, 499]].toarray())
+    np.testing.assert_array_equal(
+        data.get_submatrix((4, -1), format="csr").toarray(), full[[4, 499]].toarray()
+    )
     mask = [i % 2 == 0 for i in range(N_CELLS)]
     assert data.get_submatrix(mask, format="csr").shape == (250, 300)
     # Slice bounds beyond int64 clip as Python's do.

@@ -27,6 +27,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from slaf._compat import ignore_tuning
+from slaf._selectors import items_kind
 from slaf.array import SLAFArray
 
 # Stored values per chunk when X is streamed: ~48 MB of values, indices and row ids.
@@ -40,7 +41,7 @@ Positions = np.ndarray | None  # int64 positions into the dataset's axis; None =
 # ---------------------------------------------------------------------------------------------
 
 
-def _as_array(key: Any) -> np.ndarray:
+def _as_array(key: Any, what: str) -> np.ndarray:
     if isinstance(key, pl.Series):
         return key.to_numpy()
     if isinstance(key, pd.Series | pd.Index):
@@ -50,29 +51,12 @@ def _as_array(key: Any) -> np.ndarray:
     if isinstance(key, np.ndarray):
         return key
     items = list(key)
-    kinds = {_kind(item) for item in items}
-    if len(kinds) > 1:
-        # AnnData refuses mixed lists too; say which item does not fit instead of
-        # letting numpy turn 0 into the name "0".
-        first = _kind(items[0])
-        odd = next(item for item in items if _kind(item) != first)
-        raise TypeError(
-            f"an index list must be all integers, all names or all booleans; "
-            f"{odd!r} ({type(odd).__name__}) does not match {items[0]!r}"
-        )
     if not items:
         return np.zeros(0, dtype=np.int64)
-    return np.asarray(items, dtype=object if kinds == {"name"} else None)
-
-
-def _kind(item: Any) -> str:
-    if isinstance(item, bool | np.bool_):
-        return "bool"
-    if isinstance(item, int | np.integer):
-        return "int"
-    if isinstance(item, str):
-        return "name"
-    return type(item).__name__
+    # One rule with SLAFArray's selectors: every element checked, no mixing of kinds (numpy
+    # would otherwise turn 0 into the name "0").
+    kind = items_kind(items, what)
+    return np.asarray(items, dtype=object if kind == "name" else None)
 
 
 def _positions(key: Any, names: pd.Index, what: str) -> Positions:
@@ -102,7 +86,7 @@ def _positions(key: Any, names: pd.Index, what: str) -> Positions:
         shape = getattr(key, "shape", None)
         raise IndexError(f"a {what} index must be one-dimensional, not of shape {shape}")
     try:
-        values = _as_array(key)
+        values = _as_array(key, what)
     except TypeError as err:
         if "not iterable" in str(err):
             raise TypeError(f"cannot index {what}s with {type(key).__name__}: {key!r}") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from slaf.integrations.anndata import LazyAnnData
@@ -73,21 +75,9 @@ def filter_cells(
     >>> keep, n_genes = slaf.pp.filter_cells(adata, min_genes=200, inplace=False)  # doctest: +SKIP
     """
     adata = check_adata(data, "filter_cells")
-    _one_option(
-        ("min_counts", "min_genes", "max_counts", "max_genes"),
-        (min_counts, min_genes, max_counts, max_genes),
-    )
-    by_genes = min_genes is not None or max_genes is not None
-    number = _per_axis(adata, 1, by_genes)
-    low = min_genes if by_genes else min_counts
-    high = max_genes if by_genes else max_counts
-    keep = _mask(number, low, high)
-    if not inplace:
-        return keep, number
-    adata = adata.copy() if copy else adata
-    adata.obs["n_genes" if by_genes else "n_counts"] = number
-    adata._inplace_subset_obs(keep)
-    return adata if copy else None
+    bounds = {"min_counts": min_counts, "min_genes": min_genes}
+    bounds |= {"max_counts": max_counts, "max_genes": max_genes}
+    return _filter(adata, "obs", bounds, inplace, copy)
 
 
 def filter_genes(
@@ -127,18 +117,31 @@ def filter_genes(
     >>> slaf.pp.filter_genes(adata, min_cells=3)                      # doctest: +SKIP
     """
     adata = check_adata(data, "filter_genes")
-    _one_option(
-        ("min_counts", "min_cells", "max_counts", "max_cells"),
-        (min_counts, min_cells, max_counts, max_cells),
-    )
-    by_cells = min_cells is not None or max_cells is not None
-    number = _per_axis(adata, 0, by_cells)
-    low = min_cells if by_cells else min_counts
-    high = max_cells if by_cells else max_counts
+    bounds = {"min_counts": min_counts, "min_cells": min_cells}
+    bounds |= {"max_counts": max_counts, "max_cells": max_cells}
+    return _filter(adata, "var", bounds, inplace, copy)
+
+
+def _filter(
+    adata: LazyAnnData, side: str, bounds: dict[str, Any], inplace: bool, copy: bool
+) -> LazyAnnData | tuple[np.ndarray, np.ndarray] | None:
+    """scanpy's filter rule, for cells (``side="obs"``, counted over genes) or genes
+    (``"var"``, counted over cells): ``bounds`` holds min/max counts and min/max number, in
+    that order, exactly one of them set."""
+    _one_option(tuple(bounds), tuple(bounds.values()))
+    min_counts, min_number, max_counts, max_number = bounds.values()
+    by_number = min_number is not None or max_number is not None
+    number = _per_axis(adata, 1 if side == "obs" else 0, by_number)
+    low = min_number if by_number else min_counts
+    high = max_number if by_number else max_counts
     keep = _mask(number, low, high)
     if not inplace:
         return keep, number
     adata = adata.copy() if copy else adata
-    adata.var["n_cells" if by_cells else "n_counts"] = number
-    adata._inplace_subset_var(keep)
+    column = list(bounds)[1].removeprefix("min_") if by_number else "counts"
+    getattr(adata, side)[f"n_{column}"] = number
+    if side == "obs":
+        adata._inplace_subset_obs(keep)
+    else:
+        adata._inplace_subset_var(keep)
     return adata if copy else None
