@@ -287,7 +287,7 @@ def test_usable_as_an_iterable_dataset(split_dataset: Path) -> None:
 @pytest.mark.parametrize("name", ["perturb500_chunked.slaf", "pbmc68k_reduced_inmemory.slaf"])
 def test_slafdb_written_datasets(name: str) -> None:
     path = FIXTURES / name
-    x = SLAFArray(path).get_submatrix()
+    x = SLAFArray(path).get_submatrix(format="csr")
     seen: list[int] = []
     for batch in loader(path, raw_mode=True, batch_size=64):
         ids = batch["cell_ids"].numpy()
