@@ -40,6 +40,7 @@ def test_not_a_dataset(tmp_path: Path) -> None:
         SLAFArray(a_file)
 
 
+@needs_shared
 def test_missing_table(tmp_path: Path) -> None:
     path = _copy(tmp_path)
     shutil.rmtree(path / "genes.lance")
@@ -47,6 +48,7 @@ def test_missing_table(tmp_path: Path) -> None:
         SLAFArray(path)
 
 
+@needs_shared
 def test_table_named_in_config_missing(tmp_path: Path) -> None:
     path = _copy(tmp_path)
     config = json.loads((path / "config.json").read_text())
@@ -56,6 +58,7 @@ def test_table_named_in_config_missing(tmp_path: Path) -> None:
         SLAFArray(path)
 
 
+@needs_shared
 def test_tables_in_sub_folders(tmp_path: Path) -> None:
     path = _copy(tmp_path)
     (path / "data" / "train").mkdir(parents=True)
@@ -77,6 +80,7 @@ def test_tables_in_sub_folders(tmp_path: Path) -> None:
         ('{"format_version": "0.5", "tables": {}}', "array_shape is missing"),
     ],
 )
+@needs_shared
 def test_corrupt_config(tmp_path: Path, text: str, message: str) -> None:
     path = _copy(tmp_path)
     (path / "config.json").write_text(text)
@@ -86,6 +90,7 @@ def test_corrupt_config(tmp_path: Path, text: str, message: str) -> None:
     assert "config.json" in str(info.value)
 
 
+@needs_shared
 def test_shape_disagreeing_with_tables(tmp_path: Path) -> None:
     path = _copy(tmp_path)
     config = json.loads((path / "config.json").read_text())

@@ -25,7 +25,7 @@ import slaf.sql
 from slaf import SLAFArray
 from slaf.errors import ExtensionNotFoundError, InvalidArgumentError, QueryError
 
-from conftest import FIXTURES, REAL
+from conftest import FIXTURES, REAL, needs_shared
 
 #: The query from the front page of slafdb's docs, verbatim (double-quoted strings included).
 SEED = """
@@ -95,6 +95,7 @@ def same(got: pl.DataFrame, want: pl.DataFrame, ordered: bool = False) -> None:
 # --- the seed query -----------------------------------------------------------------------
 
 
+@needs_shared
 def test_seed_query_runs_unchanged(data: SLAFArray, ref: duckdb.DuckDBPyConnection) -> None:
     got = data.query(SEED)
     want = run(ref, SEED_STANDARD)
@@ -110,6 +111,7 @@ def test_seed_query_runs_unchanged(data: SLAFArray, ref: duckdb.DuckDBPyConnecti
     assert sorted(plan.literals) == ["B cells", "T cells", "batch1"]
 
 
+@needs_shared
 def test_double_quoted_columns_still_win(data: SLAFArray, ref: duckdb.DuckDBPyConnection) -> None:
     got = data.query('SELECT "cell_type", COUNT(*) AS n FROM cells GROUP BY "cell_type"')
     want = run(ref, "SELECT cell_type, COUNT(*) AS n FROM cells GROUP BY cell_type")
@@ -243,6 +245,7 @@ CORPUS: list[tuple[str, str | None]] = [
 ]
 
 
+@needs_shared
 @pytest.mark.parametrize(("query", "standard"), CORPUS, ids=[f"q{i}" for i in range(len(CORPUS))])
 def test_corpus_equals_duckdb_in_memory(
     data: SLAFArray, ref: duckdb.DuckDBPyConnection, query: str, standard: str | None
@@ -296,6 +299,7 @@ def _normalised(sql: str) -> str:
     return re.sub(r"CAST\(list_value\(([^)]*)\) AS BIGINT\[\]\)", r"[\1]", sql)
 
 
+@needs_shared
 @pytest.mark.parametrize(("query", "selection"), PUSHED, ids=[f"p{i}" for i in range(len(PUSHED))])
 def test_common_shapes_are_pushed_down(data: SLAFArray, query: str, selection: str) -> None:
     plan = data.explain_query(query)
@@ -322,6 +326,7 @@ def _rows_scanned(data: SLAFArray, sql: str) -> int:
     return sum(walk(node) for node in profile["operator"])
 
 
+@needs_shared
 def test_pushed_shapes_read_only_the_selected_rows(data: SLAFArray) -> None:
     nnz = data.nnz
     one_cell = int(
@@ -343,6 +348,7 @@ def test_pushed_shapes_read_only_the_selected_rows(data: SLAFArray) -> None:
     assert scanned == matched + n_cells
 
 
+@needs_shared
 def test_other_queries_are_not_rewritten(data: SLAFArray) -> None:
     for query in (
         "SELECT COUNT(*) FROM expression WHERE value > 3",
@@ -384,6 +390,7 @@ def test_slafdb_fixtures(fixture_name: str, query: str) -> None:
 # --- filter_cells / filter_genes ----------------------------------------------------------
 
 
+@needs_shared
 def test_filter_cells_follows_slafdb(data: SLAFArray) -> None:
     obs = data.obs
     same(data.filter_cells(cell_type="T cells"), obs.filter(pl.col("cell_type") == "T cells"), True)
@@ -420,6 +427,7 @@ def test_filter_cells_follows_slafdb(data: SLAFArray) -> None:
     assert filtered["cell_integer_id"].to_list() == sql["cell_integer_id"].to_list()
 
 
+@needs_shared
 def test_filter_genes_follows_slafdb(data: SLAFArray) -> None:
     var = data.var
     names = var["feature_name"].head(3).to_list()
@@ -434,6 +442,7 @@ def test_filter_genes_follows_slafdb(data: SLAFArray) -> None:
     )
 
 
+@needs_shared
 def test_filter_errors_are_value_errors(data: SLAFArray) -> None:
     with pytest.raises(ValueError, match="Column 'nope' not found in cell metadata"):
         data.filter_cells(nope=1)
@@ -460,6 +469,7 @@ def test_filter_errors_are_value_errors(data: SLAFArray) -> None:
         ("SELECT * FROM expression WHERE value = 'abc'", ["abc"]),
     ],
 )
+@needs_shared
 def test_bad_queries_raise_value_errors_naming_the_problem(
     data: SLAFArray, query: str, names: list[str]
 ) -> None:
@@ -472,12 +482,14 @@ def test_bad_queries_raise_value_errors_naming_the_problem(
     assert data.query("SELECT COUNT(*) AS n FROM cells")["n"][0] == 500
 
 
+@needs_shared
 def test_layers_table_absent_without_layers() -> None:
     array = SLAFArray(FIXTURES / "pbmc68k_reduced_inmemory.slaf")
     with pytest.raises(QueryError, match="layers"):
         array.query("SELECT * FROM layers")
 
 
+@needs_shared
 def test_queries_from_several_threads(data: SLAFArray, ref: duckdb.DuckDBPyConnection) -> None:
     query = (
         "SELECT cell_integer_id, SUM(value) AS s FROM expression "
@@ -505,6 +517,7 @@ def test_queries_from_several_threads(data: SLAFArray, ref: duckdb.DuckDBPyConne
         same(got, want)
 
 
+@needs_shared
 def test_missing_extension_is_a_clear_error(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(slaf.sql, "EXTENSION", seeded / "absent.duckdb_extension")
     with pytest.raises(ExtensionNotFoundError, match="build-extension") as info:
