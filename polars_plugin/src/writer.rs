@@ -13,7 +13,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use slaf::writer::{
-    check_replaceable, fits_uint16, Coo, CsrChunk, NewDataset, Pairwise, ValueType, Writer,
+    check_replaceable, delete_annotation, fits_uint16, set_annotation, set_layer, Annotation, Coo,
+    CsrChunk, NewDataset, Pairwise, ValueType, Writer,
 };
 
 use crate::errors::IntoPy;
@@ -39,6 +40,22 @@ fn array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<ArrayRef> {
     }
     .map_err(|e| bad(e.to_string()))?;
     Ok(make_array(data))
+}
+
+/// The annotation a config.json section name stands for.
+fn annotation(section: &str) -> PyResult<Annotation> {
+    Ok(match section {
+        "obs" => Annotation::Obs,
+        "var" => Annotation::Var,
+        "obsm" => Annotation::Obsm,
+        "varm" => Annotation::Varm,
+        "layers" => Annotation::Layers,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "no annotation section {other:?}"
+            )))
+        }
+    })
 }
 
 /// A CSR chunk from `(indptr, indices, data)` Arrow arrays.
@@ -168,6 +185,43 @@ impl NativeWriter {
     #[staticmethod]
     fn check_replaceable(py: Python<'_>, path: String, inputs: Vec<String>) -> PyResult<()> {
         py.detach(|| check_replaceable(&path, &inputs)).py_err()
+    }
+
+    /// Sets `obs`/`var` column or `obsm`/`varm` embedding `key` of the dataset at `path` to
+    /// `values` (an Arrow array in integer-id order; a fixed-size list for obsm/varm).
+    #[staticmethod]
+    fn set_annotation(
+        py: Python<'_>,
+        path: String,
+        section: &str,
+        key: String,
+        values: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let what = annotation(section)?;
+        let values = array(values, &format!("{section}[{key:?}]"))?;
+        py.detach(|| set_annotation(&path, what, &key, values))
+            .py_err()
+    }
+
+    /// Sets layer `key` of the dataset at `path` to the CSR matrix `(indptr, indices, data)`.
+    #[staticmethod]
+    fn set_layer(
+        py: Python<'_>,
+        path: String,
+        key: String,
+        indptr: &Bound<'_, PyAny>,
+        indices: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let x = chunk(indptr, indices, data)?;
+        py.detach(|| set_layer(&path, &key, &x)).py_err()
+    }
+
+    /// Removes key `key` of `section` (one an earlier change added) from the dataset at `path`.
+    #[staticmethod]
+    fn delete_annotation(py: Python<'_>, path: String, section: &str, key: String) -> PyResult<()> {
+        let what = annotation(section)?;
+        py.detach(|| delete_annotation(&path, what, &key)).py_err()
     }
 
     /// What was found and done before writing (leftovers removed, versions rolled back).

@@ -100,6 +100,13 @@ class SLAFArray:
         self._storage_options = storage_options
         self._native = _native.NativeDataset(self.slaf_path, storage_options)
 
+    def _reload(self) -> None:
+        """Reopen the dataset after a change was committed to it, dropping what was read."""
+        self._native = _native.NativeDataset(self.slaf_path, self._storage_options)
+        for name in ("config", "obs", "var", "obsm", "varm", "obsp", "varp", "uns", "layers"):
+            self.__dict__.pop(name, None)
+        self.__dict__.pop("_sql", None)
+
     @property
     def shape(self) -> tuple[int, int]:
         """``(n_cells, n_genes)``."""

@@ -39,6 +39,7 @@ mod replace;
 mod sink;
 mod staging;
 mod tables;
+mod update;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,7 @@ pub use expression::ValueType;
 pub use replace::check_replaceable;
 pub use sink::DEFAULT_ROWS_PER_FRAGMENT;
 pub use tables::Coo;
+pub use update::{delete_annotation, set_annotation, set_layer, Annotation};
 
 use crate::columns::to_strings;
 use crate::config::{Config, TABLE_VERSIONS};

@@ -10,6 +10,10 @@ held unless asked for.
 on the ``LazyAnnData``; they are applied to every block that ``X`` produces, so the stored
 data stays untouched and results match scanpy's in-memory ones. Columns and embeddings that
 ``pp`` adds live in memory on the object (``obs``/``var`` frames, ``obsm``/``varm``/``uns``).
+
+What a user assigns to the LazyAnnData ``read_slaf`` returned (``obs``/``var`` columns,
+``obsm``/``varm``, ``layers``) is written back to the dataset, as slafdb does: see
+``_write_back``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import scipy.sparse as sp
 from slaf._compat import ignore_tuning
 from slaf._selectors import items_kind
 from slaf.array import SLAFArray
+from slaf.integrations import _write_back
 
 # Stored values per chunk when X is streamed: ~48 MB of values, indices and row ids.
 _VALUES_PER_CHUNK = 4_000_000
@@ -172,6 +177,12 @@ class _Dataset:
 
     def __init__(self, array: SLAFArray) -> None:
         self.array = array
+
+    def reload(self) -> None:
+        """See a change just committed: reopen the dataset, forget what was read."""
+        self.array._reload()
+        for name in ("obs", "var"):
+            self.__dict__.pop(name, None)
 
     @cached_property
     def obs(self) -> pd.DataFrame:
@@ -567,12 +578,18 @@ class LazyExpressionMatrix:
 
 
 class _ReadOnly(Mapping[str, Any]):
-    """obsm/varm/obsp/varp/layers of a view: values are cut to the view on access."""
+    """obsm/varm/obsp/varp/layers of a view: values are cut to the view on access. With
+    ``write``/``remove`` (layers of the LazyAnnData ``read_slaf`` returned), assignment and
+    ``del`` go to them."""
 
-    def __init__(self, keys: list[str], get: Any, what: str) -> None:
+    def __init__(
+        self, keys: list[str], get: Any, what: str, write: Any = None, remove: Any = None
+    ) -> None:
         self._keys = list(keys)
         self._get = get
         self._what = what
+        self._write = write
+        self._remove = remove
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._keys:
@@ -586,26 +603,45 @@ class _ReadOnly(Mapping[str, Any]):
         return len(self._keys)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        raise NotImplementedError(
-            f"writing {self._what} back to a SLAF dataset is not available yet; "
-            "to_memory() gives an anndata.AnnData you can change"
-        )
+        if self._write is None:
+            raise NotImplementedError(
+                f"{self._what} of a view or copy can't be changed; assign on the LazyAnnData "
+                "read_slaf returned, or use to_memory() for an anndata.AnnData"
+            )
+        self._write(key, value)
 
-    __delitem__ = __setitem__
+    def __delitem__(self, key: str) -> None:
+        if self._remove is None:
+            raise NotImplementedError(
+                f"{self._what} of a view or copy can't be changed; use the LazyAnnData "
+                "read_slaf returned, or to_memory() for an anndata.AnnData"
+            )
+        if key not in self._keys:
+            raise KeyError(f"no {self._what} key {key!r} (available: {self._keys or 'none'})")
+        self._remove(key)
 
     def __repr__(self) -> str:
         return f"{self._what}: {', '.join(self._keys) or '(none)'}"
 
 
 class _Overlay(MutableMapping[str, Any]):
-    """obsm/varm of a view: the stored arrays (cut to the view, read-only) plus arrays added in
-    memory (by ``slaf.pp`` or by assignment), which are never written to the dataset."""
+    """obsm/varm of a view: the stored arrays (cut to the view) plus arrays ``slaf.pp`` added
+    in memory. Assignment writes back through ``owner`` (see ``_write_back``); on a copy
+    (``owner`` None) it stays in memory, as on anndata's copies."""
 
-    def __init__(self, stored: _ReadOnly, added: dict[str, Any], n_rows: int, what: str) -> None:
+    def __init__(
+        self,
+        stored: _ReadOnly,
+        added: dict[str, Any],
+        n_rows: int,
+        what: str,
+        owner: LazyAnnData | None,
+    ) -> None:
         self._stored = stored
         self._added = added
         self._n_rows = n_rows
         self._what = what
+        self._owner = owner
 
     def __getitem__(self, key: str) -> Any:
         if key in self._added:
@@ -627,16 +663,26 @@ class _Overlay(MutableMapping[str, Any]):
                 f"{self._what}[{key!r}] needs {self._n_rows} rows (one per "
                 f"{'cell' if self._what == 'obsm' else 'gene'}), not {len(value)}"
             )
-        self._added[key] = value
+        if self._owner is None:
+            self._added[key] = value
+            return
+        what = f"{self._what}[{key!r}]"
+        _write_back.check_whole(self._owner, what)
+        _, arrow = _write_back.embedding_array(value, self._n_rows, what)
+        _write_back.set_annotation(self._owner, self._what, key, arrow)
+        self._added.pop(key, None)
 
     def __delitem__(self, key: str) -> None:
         if key in self._added:
             del self._added[key]
         elif key in self._stored:
-            raise NotImplementedError(
-                f"deleting the stored {self._what} {key!r} from a SLAF dataset is not "
-                "available; to_memory() gives an anndata.AnnData you can change"
-            )
+            if self._owner is None:
+                raise NotImplementedError(
+                    f"the stored {self._what} {key!r} can't be deleted from a copy; use the "
+                    "LazyAnnData read_slaf returned, or to_memory()"
+                )
+            _write_back.check_whole(self._owner, f"del {self._what}[{key!r}]")
+            _write_back.delete(self._owner, self._what, key)
         else:
             raise KeyError(f"no {self._what} key {key!r}")
 
@@ -700,6 +746,9 @@ class LazyAnnData:
         self._obsm_added: dict[str, Any] = {}
         self._varm_added: dict[str, Any] = {}
         self._uns_own: dict[str, Any] | None = None
+        # "root": read_slaf's object, writes assignments back; "view": a selection, whose
+        # assignments raise; "copy": changes stay in memory (see _write_back).
+        self._origin = "root"
 
     def _view(self, cells: Positions, genes: Positions) -> LazyAnnData:
         """A view selecting ``cells`` / ``genes`` (positions within this view)."""
@@ -714,6 +763,7 @@ class LazyAnnData:
         view._obsm_added = _cut_rows(self._obsm_added, cells)
         view._varm_added = _cut_rows(self._varm_added, genes)
         view._uns_own = None if self._uns_own is None else dict(self._uns_own)
+        view._origin = "copy" if self._origin == "copy" else "view"
         return view
 
     def _frame_source(self, which: str, inner: Positions) -> tuple[pd.DataFrame, Positions]:
@@ -729,7 +779,35 @@ class LazyAnnData:
         # Called by the cached obs/var properties, so only before this object has its own.
         frame, rows = self._frame_source(which, None)
         # A shallow copy: columns added to this object's frame stay out of its parent's.
-        return (frame if rows is None else frame.iloc[rows]).copy(deep=False)
+        return self._own((frame if rows is None else frame.iloc[rows]).copy(deep=False), which)
+
+    def _own(self, frame: pd.DataFrame, which: str) -> pd.DataFrame:
+        """``frame`` as this object's obs/var: assignments to it write back (or raise on a
+        view) unless this is a copy."""
+        if self._origin == "copy":
+            return frame
+        return _write_back.StoredFrame.of(frame, self, which)
+
+    @property
+    def _writes_back(self) -> bool:
+        return self._origin == "root"
+
+    def _keep(self, which: str, key: str, value: Any) -> None:
+        """Add ``value`` as ``obs``/``var`` column or ``obsm``/``varm`` key in memory only
+        (``slaf.pp``'s results, as scanpy keeps them on the in-memory object)."""
+        if which in ("obs", "var"):
+            frame = getattr(self, which)  # a name of its own: pandas warns on temporaries
+            # One column at a time: pandas sets several through the frame's own __setitem__,
+            # which would write them back.
+            for name, column in (
+                value.items() if isinstance(value, pd.DataFrame) else [(key, value)]
+            ):
+                pd.DataFrame.__setitem__(frame, name, column)
+        else:
+            n = self.n_obs if which == "obsm" else self.n_vars
+            if len(value) != n:
+                raise ValueError(f"{which}[{key!r}] needs {n} rows, not {len(value)}")
+            (self._obsm_added if which == "obsm" else self._varm_added)[key] = value
 
     # -- slaf.pp's in-place changes ----------------------------------------------------------
 
@@ -739,7 +817,7 @@ class LazyAnnData:
         rows = _positions(keep, self.obs_names, "cell")
         obs = self.obs
         self._cells = _compose(self._cells, rows)
-        self.obs = obs if rows is None else obs.iloc[rows].copy(deep=False)
+        self.obs = obs if rows is None else self._own(obs.iloc[rows].copy(deep=False), "obs")
         self._obsm_added = _cut_rows(self._obsm_added, rows)
 
     def _inplace_subset_var(self, keep: Any) -> None:
@@ -747,7 +825,7 @@ class LazyAnnData:
         cols = _positions(keep, self.var_names, "gene")
         var = self.var
         self._genes = _compose(self._genes, cols)
-        self.var = var if cols is None else var.iloc[cols].copy(deep=False)
+        self.var = var if cols is None else self._own(var.iloc[cols].copy(deep=False), "var")
         self._varm_added = _cut_rows(self._varm_added, cols)
 
     def _add_transform(self, step: Transform) -> None:
@@ -829,11 +907,25 @@ class LazyAnnData:
 
     @property
     def layers(self) -> Mapping[str, LazyExpressionMatrix]:
-        """The dataset's layers, each a lazy matrix over the view."""
+        """The dataset's layers, each a lazy matrix over the view. On the LazyAnnData
+        ``read_slaf`` returned, ``layers[key] = matrix`` (lazy, sparse or dense, the shape of X)
+        and ``del layers[key]`` write back to the dataset."""
+
+        def write(key: str, value: Any) -> None:
+            _write_back.check_whole(self, f"layers[{key!r}]")
+            _write_back.set_layer(self, key, value)
+
+        def remove(key: str) -> None:
+            _write_back.check_whole(self, f"del layers[{key!r}]")
+            _write_back.delete(self, "layers", key)
+
+        writable = self._origin != "copy"
         return _ReadOnly(
             self._dataset.array.layer_names,
             lambda k: LazyExpressionMatrix(self._dataset, self._cells, self._genes, k),
             "layers",
+            write if writable else None,
+            remove if writable else None,
         )
 
     def _cut(self, source: Mapping[str, Any], rows: Positions, both: bool) -> Any:
@@ -848,16 +940,18 @@ class LazyAnnData:
 
     @property
     def obsm(self) -> MutableMapping[str, np.ndarray]:
-        """Cell embeddings, rows cut to the view; arrays assigned here (``X_pca`` from
-        ``slaf.pp.pca``) are kept in memory on this object, never written to the dataset."""
+        """Cell embeddings, rows cut to the view. ``slaf.pp``'s (``X_pca``) stay in memory on
+        this object; a user's assignment writes back to the dataset (see ``layers``)."""
         stored = self._named(self._cut(self.slaf.obsm, self._cells, False), "obsm")
-        return _Overlay(stored, self._obsm_added, self.n_obs, "obsm")
+        owner = None if self._origin == "copy" else self
+        return _Overlay(stored, self._obsm_added, self.n_obs, "obsm", owner)
 
     @property
     def varm(self) -> MutableMapping[str, np.ndarray]:
-        """Gene embeddings, rows cut to the view; assigned arrays (``PCs``) stay in memory."""
+        """Gene embeddings, rows cut to the view; as :attr:`obsm`."""
         stored = self._named(self._cut(self.slaf.varm, self._genes, False), "varm")
-        return _Overlay(stored, self._varm_added, self.n_vars, "varm")
+        owner = None if self._origin == "copy" else self
+        return _Overlay(stored, self._varm_added, self.n_vars, "varm", owner)
 
     @property
     def obsp(self) -> Mapping[str, sp.csr_matrix]:
@@ -904,8 +998,9 @@ class LazyAnnData:
             With its own obs/var frames, so changing one does not change the other.
         """
         view = self._view(None, None)
-        view.obs = self.obs.copy()
-        view.var = self.var.copy()
+        view._origin = "copy"
+        view.obs = pd.DataFrame(self.obs.copy())
+        view.var = pd.DataFrame(self.var.copy())
         return view
 
     # -- materialising -----------------------------------------------------------------------

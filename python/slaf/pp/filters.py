@@ -139,7 +139,7 @@ def _filter(
         return keep, number
     adata = adata.copy() if copy else adata
     column = list(bounds)[1].removeprefix("min_") if by_number else "counts"
-    getattr(adata, side)[f"n_{column}"] = number
+    adata._keep(side, f"n_{column}", number)
     if side == "obs":
         adata._inplace_subset_obs(keep)
     else:

@@ -369,10 +369,12 @@ def highly_variable_genes(
             adata.uns["hvg"] = {"flavor": flavor}
             columns = ["highly_variable", "highly_variable_rank", "means", "variances"]
             for column in columns:
-                adata.var[column] = df[column].to_numpy()
-            adata.var["variances_norm"] = df["variances_norm"].to_numpy().astype("float64")
+                adata._keep("var", column, df[column].to_numpy())
+            adata._keep("var", "variances_norm", df["variances_norm"].to_numpy().astype("float64"))
             if batch_key is not None:
-                adata.var["highly_variable_nbatches"] = df["highly_variable_nbatches"].to_numpy()
+                adata._keep(
+                    "var", "highly_variable_nbatches", df["highly_variable_nbatches"].to_numpy()
+                )
             if subset:
                 adata._inplace_subset_var(df["highly_variable"].to_numpy())
             return None
@@ -403,13 +405,15 @@ def highly_variable_genes(
     if not inplace:
         return df.loc[df["highly_variable"]] if subset else df
     adata.uns["hvg"] = {"flavor": flavor}
-    adata.var["highly_variable"] = df["highly_variable"].to_numpy()
-    adata.var["means"] = df["means"].to_numpy()
-    adata.var["dispersions"] = df["dispersions"].to_numpy()
-    adata.var["dispersions_norm"] = df["dispersions_norm"].to_numpy().astype(np.float32)
+    adata._keep("var", "highly_variable", df["highly_variable"].to_numpy())
+    adata._keep("var", "means", df["means"].to_numpy())
+    adata._keep("var", "dispersions", df["dispersions"].to_numpy())
+    adata._keep("var", "dispersions_norm", df["dispersions_norm"].to_numpy().astype(np.float32))
     if batch_key is not None:
-        adata.var["highly_variable_nbatches"] = df["highly_variable_nbatches"].to_numpy()
-        adata.var["highly_variable_intersection"] = df["highly_variable_intersection"].to_numpy()
+        adata._keep("var", "highly_variable_nbatches", df["highly_variable_nbatches"].to_numpy())
+        adata._keep(
+            "var", "highly_variable_intersection", df["highly_variable_intersection"].to_numpy()
+        )
     if subset:
         adata._inplace_subset_var(df["highly_variable"].to_numpy())
     return None

@@ -112,7 +112,7 @@ def normalize_total(
         view._add_transform(step)
         return {"X": view.X.compute(), "norm_factor": factors}
     if key_added is not None:
-        adata.obs[key_added] = factors
+        adata._keep("obs", key_added, factors)
     adata._add_transform(step)
     return adata if copy else None
 

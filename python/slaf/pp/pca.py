@@ -254,13 +254,13 @@ def pca(
     ratio = variance / total if total > 0 else np.zeros_like(variance)
 
     key_obsm, key_varm, key_uns = ("X_pca", "PCs", "pca") if key_added is None else [key_added] * 3
-    adata.obsm[key_obsm] = embedding.astype(dtype)
+    adata._keep("obsm", key_obsm, embedding.astype(dtype))
     loadings = np.zeros((adata.n_vars, n_comps))
     if mask is None:
         loadings[:] = components.T
     else:
         loadings[mask] = components.T
-    adata.varm[key_varm] = loadings
+    adata._keep("varm", key_varm, loadings)
     params = {
         "zero_center": zero_center,
         "use_highly_variable": mask_param == "highly_variable",

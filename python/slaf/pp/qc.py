@@ -151,6 +151,6 @@ def calculate_qc_metrics(
 
     if not inplace:
         return obs, var
-    adata.obs[obs.columns] = obs
-    adata.var[var.columns] = var
+    adata._keep("obs", obs.columns, obs)
+    adata._keep("var", var.columns, var)
     return None

@@ -74,6 +74,6 @@ def scale(
     full_mean[genes] = mean
     full_std[genes] = std
     adata._add_transform(Scale(full_mean, full_std, zero_center, max_value))
-    adata.var["mean"] = mean
-    adata.var["std"] = std
+    adata._keep("var", "mean", mean)
+    adata._keep("var", "std", std)
     return adata if copy else None
