@@ -129,9 +129,14 @@ impl Config {
 
     /// Keys listed under a section's `available` list (`layers`, `obsm`, `varm`, `obsp`, `varp`).
     pub fn available(&self, section: &str) -> Vec<String> {
+        self.listed(section, "available")
+    }
+
+    /// Keys listed under `section.list` (`available`, `immutable`, `mutable`).
+    pub fn listed(&self, section: &str, list: &str) -> Vec<String> {
         self.document
             .get(section)
-            .and_then(|s| s.get("available"))
+            .and_then(|s| s.get(list))
             .and_then(Value::as_array)
             .map(|keys| {
                 keys.iter()

@@ -180,20 +180,6 @@ impl Change {
             .map_err(|e| Error::storage(format!("opening table '{role}' of {}", self.shown), e))
     }
 
-    fn listed(&self, section: &str, list: &str) -> Vec<String> {
-        self.config
-            .document
-            .get(section)
-            .and_then(|s| s.get(list))
-            .and_then(Value::as_array)
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| k.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// An error unless `key`, a column of `table`, may be replaced or removed as a `what` key.
     fn check_changeable(&self, what: Annotation, key: &str, table: &LanceTable) -> Result<()> {
         let field = table.schema().field(key).map(|f| f.data_type());
@@ -214,6 +200,7 @@ impl Change {
             }
         }
         if !self
+            .config
             .listed(what.section(), "mutable")
             .iter()
             .any(|k| k == key)
@@ -252,7 +239,7 @@ impl Change {
         }
         let section = section.as_object_mut().expect("made an object above");
         for list in ["available", "mutable"] {
-            let mut keys: Vec<String> = self.listed(what.section(), list);
+            let mut keys: Vec<String> = self.config.listed(what.section(), list);
             keys.retain(|k| k != key);
             if added.is_some() {
                 keys.push(key.to_string());
