@@ -31,6 +31,7 @@ pub mod scan;
 mod selection;
 pub mod slice;
 mod start_index;
+pub mod stats;
 mod table;
 pub mod token_scan;
 pub mod tokenize;

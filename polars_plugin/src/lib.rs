@@ -6,6 +6,7 @@ mod errors;
 mod expressions;
 mod loader;
 mod scan;
+mod stats;
 mod writer;
 
 use pyo3::prelude::*;
@@ -18,6 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scan::NativeScan>()?;
     m.add_class::<loader::NativeLoader>()?;
     m.add_class::<loader::NativePrefetcher>()?;
+    m.add_function(wrap_pyfunction!(stats::top_sums, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The core's size bounds, so Python checks arguments against the same numbers.
     let limits = pyo3::types::PyDict::new(m.py());
