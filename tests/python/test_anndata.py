@@ -320,7 +320,7 @@ def test_bad_selectors_name_the_problem(generated: tuple[ad.AnnData, Path]) -> N
         lazy.X.sum(axis=2)
     with pytest.raises(ValueError, match=f"needs {n} rows"):
         lazy.obsm["X_new"] = np.zeros((n + 1, 2))
-    with pytest.raises(ValueError, match='obsm key "X_pca" .* is protected'):
+    with pytest.raises(ValueError, match=r'obsm key "X_pca" .* is protected'):
         del lazy.obsm["X_pca"]
     with pytest.raises(KeyError, match="not_a_column"):
         lazy.obs["not_a_column"]

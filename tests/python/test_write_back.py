@@ -36,7 +36,9 @@ def dataset(tmp_path: Path) -> tuple[ad.AnnData, Path]:
             {"cell_type": pd.Categorical(rng.choice(["T", "B", "NK"], n))},
             index=[f"c{i}" for i in range(n)],
         ),
-        var=pd.DataFrame({"symbol": [f"S{j}" for j in range(g)]}, index=[f"g{j}" for j in range(g)]),
+        var=pd.DataFrame(
+            {"symbol": [f"S{j}" for j in range(g)]}, index=[f"g{j}" for j in range(g)]
+        ),
     )
     adata.layers["half"] = (x * 0.5).tocsr()
     adata.obsm["X_umap"] = rng.random((n, 2)).astype(np.float32)
@@ -63,13 +65,13 @@ def test_obs_and_var_columns_persist_and_can_be_removed(dataset) -> None:
     again = read_slaf(path)
     np.testing.assert_array_equal(again.obs["qc"].to_numpy(), qc)
     assert again.obs["group"].astype(str).tolist()[:3] == ["even", "odd", "even"]
-    np.testing.assert_array_equal(
-        again.var["mt"].to_numpy(), adata.var_names.str.startswith("g1")
-    )
+    np.testing.assert_array_equal(again.var["mt"].to_numpy(), adata.var_names.str.startswith("g1"))
     # SQL sees the new column too, and the original columns are untouched.
     counted = again.slaf.query("SELECT COUNT(*) AS n FROM cells WHERE qc > 10").item()
     assert counted == int((qc > 10).sum())
-    assert again.obs["cell_type"].astype(str).tolist() == adata.obs["cell_type"].astype(str).tolist()
+    assert (
+        again.obs["cell_type"].astype(str).tolist() == adata.obs["cell_type"].astype(str).tolist()
+    )
     config = _config(path)
     assert config["obs"]["mutable"] == ["group", "qc"]
     assert config["var"]["mutable"] == ["mt"]
