@@ -1,5 +1,7 @@
 //! Sparse matrices handed to users, and their assembly from the rows of selected cells.
 
+use rayon::prelude::*;
+
 use crate::columns::Values;
 use crate::error::{Error, Result};
 use crate::selection::Resolved;
@@ -103,7 +105,7 @@ pub(crate) fn assemble(
 
 type Parts<T> = (Vec<i64>, Vec<i32>, Vec<T>);
 
-fn assemble_typed<T: Copy>(
+fn assemble_typed<T: Copy + Send + Sync>(
     rows: &CellRows,
     values: &[T],
     cell_order: &Resolved,
@@ -112,6 +114,12 @@ fn assemble_typed<T: Copy>(
     n_genes: usize,
 ) -> Result<Parts<T>> {
     let n_rows = cell_order.len();
+    if matches!(map, GeneMap::Identity)
+        && matches!(cell_order, Resolved::All(_))
+        && rows.cells.len() == n_rows
+    {
+        return assemble_whole_rows(rows, values, n_genes);
+    }
     let estimate = match map {
         GeneMap::Identity => rows.genes.len(),
         GeneMap::Lookup { .. } => rows.genes.len() / 4,
@@ -181,6 +189,55 @@ fn assemble_typed<T: Copy>(
             }
         }
         indptr.push(indices.len() as i64);
+    }
+    Ok((indptr, indices, data))
+}
+
+/// Every gene of every cell read, cells in order: the stored rows are the CSR rows. They are
+/// converted in parallel blocks, and only rows stored out of gene order are sorted; the checks
+/// are those of `assemble_typed` (genes in range, none stored twice for a cell).
+fn assemble_whole_rows<T: Copy + Send + Sync>(
+    rows: &CellRows,
+    values: &[T],
+    n_genes: usize,
+) -> Result<Parts<T>> {
+    let (base, end) = (rows.offsets[0], rows.offsets[rows.offsets.len() - 1]);
+    let (genes, values) = (&rows.genes[base..end], &values[base..end]);
+    let row_of = |entry: usize| rows.offsets.partition_point(|&o| o <= base + entry) - 1;
+    if let Some(at) = genes.par_iter().position_any(|&g| g as usize >= n_genes) {
+        let cell = rows.cells[row_of(at)];
+        return Err(Error::corrupt(format!(
+            "table 'expression': a row of cell {cell} has gene_integer_id {}, but there are only {n_genes} genes",
+            genes[at]
+        )));
+    }
+    let mut indices: Vec<i32> = Vec::with_capacity(genes.len());
+    genes
+        .par_iter()
+        .map(|&g| g as i32)
+        .collect_into_vec(&mut indices);
+    let mut data: Vec<T> = Vec::with_capacity(values.len());
+    values.par_iter().copied().collect_into_vec(&mut data);
+    let indptr: Vec<i64> = rows.offsets.iter().map(|&o| (o - base) as i64).collect();
+    let span = |r: usize| indptr[r] as usize..indptr[r + 1] as usize;
+    let unsorted: Vec<usize> = (0..rows.cells.len())
+        .into_par_iter()
+        .filter(|&r| indices[span(r)].windows(2).any(|p| p[0] >= p[1]))
+        .collect();
+    let mut scratch = Vec::new();
+    for r in unsorted {
+        let row = span(r);
+        sort_row(
+            &mut indices[row.clone()],
+            &mut data[row.clone()],
+            &mut scratch,
+        );
+        if let Some(pair) = indices[row].windows(2).find(|p| p[0] == p[1]) {
+            return Err(Error::corrupt(format!(
+                "table 'expression' stores gene_integer_id {} more than once for cell {}",
+                pair[0], rows.cells[r]
+            )));
+        }
     }
     Ok((indptr, indices, data))
 }

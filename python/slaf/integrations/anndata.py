@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy as _copy
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -443,17 +444,28 @@ class LazyExpressionMatrix:
         ------
         scipy.sparse.csr_matrix or numpy.ndarray
             Rows ``[k, k + len(block))`` of the selection, in order, transformed as
-            :meth:`compute` (dense after a zero-centring ``slaf.pp.scale``).
+            :meth:`compute` (dense after a zero-centring ``slaf.pp.scale``); the next block
+            is read while the caller works on this one.
         """
         n_cells, n_genes = self.shape
         per_cell = self._dataset.values_per_cell
         if _dense_after(self.transforms):
             per_cell = max(per_cell, float(n_genes))
         step = max(1, int(_VALUES_PER_CHUNK / max(1.0, per_cell)))
-        for lo in range(0, n_cells, step):
-            hi = min(n_cells, lo + step)
-            cells = slice(lo, hi) if self._cells is None else self._cells[lo:hi]
-            yield self._read(cells)
+        spans = [
+            slice(lo, min(n_cells, lo + step))
+            if self._cells is None
+            else self._cells[lo : min(n_cells, lo + step)]
+            for lo in range(0, n_cells, step)
+        ]
+        # The next block is read in a background thread while the caller works on this one
+        # (the read and numpy both release the GIL for long stretches).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._read, spans[0]) if spans else None
+            for following in [*spans[1:], None]:
+                block = pending.result()
+                pending = None if following is None else pool.submit(self._read, following)
+                yield block
 
     def _moments(self, axis: int | None, power: int) -> list[np.ndarray]:
         """Sums of x**p for p = 1..power along ``axis`` (float64), streamed."""

@@ -8,7 +8,6 @@ independent of the number of cells except for the per-cell outputs themselves.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -50,25 +49,11 @@ def x_only(layer: str | None, function: str) -> None:
 _PASS_VALUES = 1_000_000
 
 
-def prefetched(source: LazyExpressionMatrix) -> Iterator[sp.csr_matrix | np.ndarray]:
-    """``source.chunks()`` with the next chunk read in a background thread while the caller
-    works on the current one (reading and numpy both release the GIL for long stretches)."""
-    chunks = source.chunks()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(next, chunks, None)
-        while True:
-            chunk = pending.result()
-            if chunk is None:
-                return
-            pending = pool.submit(next, chunks, None)
-            yield chunk
-
-
 def blocks(source: LazyExpressionMatrix) -> Iterator[tuple[int, sp.csr_matrix]]:
     """``(first row, CSR block)`` over the matrix, in order (dense blocks made sparse), each
     of at most about a million stored values."""
     row = 0
-    for chunk in prefetched(source):
+    for chunk in source.chunks():
         if not sp.issparse(chunk):
             chunk = sp.csr_matrix(chunk)
         lo = 0

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from slaf.integrations.anndata import LazyAnnData, LazyExpressionMatrix
-from slaf.pp._stream import check_adata, matrix, prefetched
+from slaf.pp._stream import check_adata, matrix
 
 _EMPTY = object()  # scanpy's "mask_var not given"
 # Dense rows × genes per block, in values (~64 MB of float64).
@@ -34,7 +34,7 @@ def _dense_blocks(source: LazyExpressionMatrix) -> Any:
     """Dense float64 row blocks of at most ``_DENSE_VALUES`` values."""
     n_genes = max(1, source.shape[1])
     rows = max(1, _DENSE_VALUES // n_genes)
-    for block in prefetched(source):
+    for block in source.chunks():
         for lo in range(0, block.shape[0], rows):
             part = block[lo : lo + rows]
             yield (
@@ -48,7 +48,7 @@ def _gene_moments(source: LazyExpressionMatrix) -> tuple[np.ndarray, np.ndarray]
     """float64 per-gene sums and sums of squares, streamed."""
     n_genes = source.shape[1]
     sums, squares = np.zeros(n_genes), np.zeros(n_genes)
-    for block in prefetched(source):
+    for block in source.chunks():
         if sp.issparse(block):
             values = block.data.astype(np.float64)
             sums += np.bincount(block.indices, weights=values, minlength=n_genes)
@@ -81,7 +81,7 @@ def _times_covariance(
     """One pass: the covariance (or Gram) matrix times ``basis`` (genes × l), implicitly."""
     n_obs = source.shape[0]
     out = np.zeros_like(basis)
-    for block in prefetched(source):
+    for block in source.chunks():
         if not sp.issparse(block):
             block = np.asarray(block, dtype=np.float64)
         out += np.asarray(block.T @ np.asarray(block @ basis))
@@ -244,7 +244,7 @@ def pca(
     embedding = np.empty((n_obs, n_comps))
     shift = mean @ components.T if zero_center else np.zeros(n_comps)
     row = 0
-    for block in prefetched(source):  # sparse blocks stay sparse: centring is a shift
+    for block in source.chunks():  # sparse blocks stay sparse: centring is a shift
         embedding[row : row + block.shape[0]] = np.asarray(block @ components.T) - shift
         row += block.shape[0]
     if zero_center:
