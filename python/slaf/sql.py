@@ -45,6 +45,9 @@ from slaf.errors import ExtensionNotFoundError, InvalidArgumentError, QueryError
 EXTENSION = Path(__file__).with_name("slaf.duckdb_extension")
 #: Tables a query can name, in the order they are listed.
 TABLES = ("cells", "genes", "expression", "layers")
+#: cells/genes tables up to this many rows are held in DuckDB's memory (a few hundred MB at
+#: most); larger ones are scanned from Lance by each query.
+_MATERIALIZE_ROWS = 2_000_000
 
 _COMPARISONS = {
     "COMPARE_EQUAL": "=",
@@ -189,19 +192,61 @@ class QueryEngine:
         self._database: duckdb.DuckDBPyConnection | None = None
         #: table -> lower-case column name -> (stored name, DuckDB type)
         self.columns: dict[str, dict[str, tuple[str, str]]] = {}
+        #: config.json's state when cells/genes were last put in memory (None: never)
+        self._materialized_state: tuple[int, int, int] | None = None
+        #: "TABLE" for cells/genes held in memory; the others are views
+        self._kinds: dict[str, str] = {}
 
     # -- connection ------------------------------------------------------------------------
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = getattr(self._local, "cursor", None)
-        if cursor is not None:
-            return cursor
         with self._lock:
             if self._database is None:
                 self._database = self._open()
-            cursor = self._database.cursor()
+            self._refresh_annotations()
+            if cursor is None:
+                cursor = self._database.cursor()
         self._local.cursor = cursor
         return cursor
+
+    def _config_state(self) -> tuple[int, int, int] | None:
+        """What identifies the committed state of a local dataset: config.json's inode, size
+        and modification time (every commit replaces the file)."""
+        if "://" in self.path:
+            return None
+        try:
+            st = os.stat(os.path.join(self.path, "config.json"))
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _refresh_annotations(self) -> None:
+        """``cells`` and ``genes`` of a local dataset as DuckDB tables in memory, so that
+        metadata queries run at DuckDB's own speed instead of re-reading Lance each time; made
+        again when a commit changes config.json. A table above ``_MATERIALIZE_ROWS`` rows, and
+        any remote dataset, stays a view over ``slaf_scan``."""
+        assert self._database is not None
+        state = self._config_state()
+        if state is None or state == self._materialized_state:
+            return
+        con = self._database
+        for table in ("cells", "genes"):
+            if table not in self.tables:
+                continue
+            scan = f"slaf_scan({_sql_string(self.path)}, {_sql_string(table)})"
+            rows = con.execute(f"SELECT count(*) FROM {scan}").fetchone()[0]
+            source = "TABLE" if rows <= _MATERIALIZE_ROWS else "VIEW"
+            con.execute(f"DROP {self._kinds.get(table, 'VIEW')} {_identifier(table)}")
+            con.execute(f"CREATE {source} {_identifier(table)} AS SELECT * FROM {scan}")
+            self._kinds[table] = source
+            self._describe(con, table)
+        self._materialized_state = state
+
+    def _describe(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        """Record ``table``'s columns (the rewrite resolves names against them)."""
+        described = con.execute(f"DESCRIBE {_identifier(table)}").fetchall()
+        self.columns[table] = {str(r[0]).lower(): (str(r[0]), str(r[1])) for r in described}
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         if not EXTENSION.is_file():
@@ -224,8 +269,7 @@ class QueryEngine:
                     f"CREATE VIEW {_identifier(table)} AS SELECT * FROM "
                     f"slaf_scan({_sql_string(self.path)}, {_sql_string(table)})"
                 )
-                described = con.execute(f"DESCRIBE {_identifier(table)}").fetchall()
-                self.columns[table] = {str(r[0]).lower(): (str(r[0]), str(r[1])) for r in described}
+                self._describe(con, table)
         except duckdb.Error as e:
             con.close()
             raise _translate(e, self.tables) from None

@@ -196,6 +196,14 @@ def test_open_readers_keep_their_version(dataset) -> None:
     assert "qc" in SLAFArray(path).obs.columns
 
 
+def test_queries_see_commits_made_elsewhere(dataset) -> None:
+    _, path = dataset
+    data = SLAFArray(path)
+    assert "qc" not in data.query("SELECT * FROM cells LIMIT 1").columns
+    read_slaf(path).obs["qc"] = 3.0  # another object commits a column
+    assert data.query('SELECT SUM("qc") AS s FROM cells')["s"][0] == 3.0 * 300
+
+
 def test_remote_datasets_are_not_written(dataset) -> None:
     _, path = dataset
     lazy = read_slaf(f"file://{path}")
