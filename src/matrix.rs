@@ -201,7 +201,9 @@ fn assemble_whole_rows<T: Copy + Send + Sync>(
     values: &[T],
     n_genes: usize,
 ) -> Result<Parts<T>> {
-    let (base, end) = (rows.offsets[0], rows.offsets[rows.offsets.len() - 1]);
+    let (Some(&base), Some(&end)) = (rows.offsets.first(), rows.offsets.last()) else {
+        return Ok((vec![0], Vec::new(), Vec::new())); // no cells read
+    };
     let (genes, values) = (&rows.genes[base..end], &values[base..end]);
     let row_of = |entry: usize| rows.offsets.partition_point(|&o| o <= base + entry) - 1;
     if let Some(at) = genes.par_iter().position_any(|&g| g as usize >= n_genes) {
