@@ -36,8 +36,10 @@ from slaf._selectors import items_kind
 from slaf.array import SLAFArray
 from slaf.integrations import _write_back
 
-# Stored values per chunk when X is streamed: ~48 MB of values, indices and row ids.
-_VALUES_PER_CHUNK = 4_000_000
+# Stored values per chunk when X is streamed: ~24 MB of values, indices and row ids. With the
+# next chunk read ahead and the reader's own buffers, a pass holds several; 2M measured both
+# faster and ~100 MB lighter than 4M on the 100k-cell pp recipe.
+_VALUES_PER_CHUNK = 2_000_000
 
 Positions = np.ndarray | None  # int64 positions into the dataset's axis; None = all of it
 
