@@ -114,10 +114,10 @@ fn assemble_typed<T: Copy + Send + Sync>(
     n_genes: usize,
 ) -> Result<Parts<T>> {
     let n_rows = cell_order.len();
-    if matches!(map, GeneMap::Identity)
-        && matches!(cell_order, Resolved::All(_))
-        && rows.cells.len() == n_rows
-    {
+    // The cells asked for are the cells read, in the same order (all cells, or a range).
+    let as_read =
+        rows.cells.len() == n_rows && (0..n_rows).all(|i| cell_order.id(i) == rows.cells[i]);
+    if matches!(map, GeneMap::Identity) && as_read {
         return assemble_whole_rows(rows, values, n_genes);
     }
     let estimate = match map {
