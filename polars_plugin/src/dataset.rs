@@ -1,79 +1,56 @@
 //! `NativeDataset`: the core `Dataset` as a Python class. Selectors arrive as `(kind, payload)`
-//! tuples built by `slaf/_selectors.py`; arrays leave as `bytearray`s that numpy wraps without
-//! another copy.
+//! tuples built by `slaf/_selectors.py`; arrays leave as numpy arrays that own the Rust buffers
+//! (no copy).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::types::PyBytes;
 use slaf::{Csr, Dataset, Dense, Selector, Values};
 
 use crate::arrow_export::ArrowStream;
 use crate::errors::IntoPy;
 
-/// Native-endian bytes of a slice of plain numbers, written straight into a Python bytearray.
-trait Plain: Copy {
-    const SIZE: usize;
-    fn write(self, out: &mut [u8]);
-}
-macro_rules! plain {
-    ($($t:ty),*) => {$(
-        impl Plain for $t {
-            const SIZE: usize = std::mem::size_of::<$t>();
-            fn write(self, out: &mut [u8]) {
-                out.copy_from_slice(&self.to_ne_bytes());
-            }
-        }
-    )*};
-}
-plain!(i32, i64, u32, f32, f64);
-
-fn to_bytearray<'py, T: Plain>(py: Python<'py>, values: &[T]) -> PyResult<Bound<'py, PyByteArray>> {
-    PyByteArray::new_with(py, values.len() * T::SIZE, |out| {
-        for (chunk, &v) in out.chunks_exact_mut(T::SIZE).zip(values) {
-            v.write(chunk);
-        }
-        Ok(())
-    })
+/// A numpy array that takes over `values` (no copy: numpy frees the Rust buffer).
+fn to_numpy<T: numpy::Element>(py: Python<'_>, values: Vec<T>) -> Bound<'_, PyAny> {
+    PyArray1::from_vec(py, values).into_any()
 }
 
-/// `(bytes, numpy dtype string)` of a value buffer.
-fn values_to_py<'py>(
-    py: Python<'py>,
-    values: &Values,
-) -> PyResult<(Bound<'py, PyByteArray>, &'static str)> {
+/// `(numpy array, dtype string)` of a value buffer.
+fn values_to_py(py: Python<'_>, values: Values) -> (Bound<'_, PyAny>, &'static str) {
     match values {
-        Values::F32(v) => Ok((to_bytearray(py, v)?, "float32")),
-        Values::F64(v) => Ok((to_bytearray(py, v)?, "float64")),
+        Values::F32(v) => (to_numpy(py, v), "float32"),
+        Values::F64(v) => (to_numpy(py, v), "float64"),
     }
 }
 
 type CsrParts<'py> = (
     (usize, usize),
-    Bound<'py, PyByteArray>,
-    Bound<'py, PyByteArray>,
-    Bound<'py, PyByteArray>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
     &'static str,
 );
 
-fn csr_to_py<'py>(py: Python<'py>, csr: &Csr) -> PyResult<CsrParts<'py>> {
-    let (data, dtype) = values_to_py(py, &csr.data)?;
-    Ok((
+fn csr_to_py(py: Python<'_>, csr: Csr) -> CsrParts<'_> {
+    let (data, dtype) = values_to_py(py, csr.data);
+    (
         (csr.n_rows, csr.n_cols),
-        to_bytearray(py, &csr.indptr)?,
-        to_bytearray(py, &csr.indices)?,
+        to_numpy(py, csr.indptr),
+        to_numpy(py, csr.indices),
         data,
         dtype,
-    ))
+    )
 }
 
-type DenseParts<'py> = ((usize, usize), Bound<'py, PyByteArray>, &'static str);
+type DenseParts<'py> = ((usize, usize), Bound<'py, PyAny>, &'static str);
 
-fn dense_to_py<'py>(py: Python<'py>, dense: &Dense) -> PyResult<DenseParts<'py>> {
-    let (data, dtype) = values_to_py(py, &dense.data)?;
-    Ok(((dense.n_rows, dense.n_cols), data, dtype))
+fn dense_to_py(py: Python<'_>, dense: Dense) -> DenseParts<'_> {
+    let (data, dtype) = values_to_py(py, dense.data);
+    ((dense.n_rows, dense.n_cols), data, dtype)
 }
 
 fn i64s(bytes: &[u8]) -> PyResult<Vec<i64>> {
@@ -192,7 +169,7 @@ impl NativeDataset {
         let csr = py
             .detach(|| self.inner.submatrix(&cells, &genes))
             .py_err()?;
-        csr_to_py(py, &csr)
+        Ok(csr_to_py(py, csr))
     }
 
     /// `(shape, indptr, indices, data, dtype)` of layers[name][cells, genes].
@@ -207,7 +184,7 @@ impl NativeDataset {
         let csr = py
             .detach(|| self.inner.layer_submatrix(&name, &cells, &genes))
             .py_err()?;
-        csr_to_py(py, &csr)
+        Ok(csr_to_py(py, csr))
     }
 
     /// Integer ids (uint32 bytes) picked by a cell selector, in output order.
@@ -215,11 +192,11 @@ impl NativeDataset {
         &self,
         py: Python<'py>,
         cells: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyByteArray>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let cells = selector(cells)?;
         let resolved = py.detach(|| self.inner.resolve_cells(&cells)).py_err()?;
         let ids: Vec<u32> = (0..resolved.len()).map(|i| resolved.id(i)).collect();
-        to_bytearray(py, &ids)
+        Ok(to_numpy(py, ids))
     }
 
     /// Integer ids (uint32 bytes) picked by a gene selector, in output order.
@@ -227,11 +204,11 @@ impl NativeDataset {
         &self,
         py: Python<'py>,
         genes: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyByteArray>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let genes = selector(genes)?;
         let resolved = py.detach(|| self.inner.resolve_genes(&genes)).py_err()?;
         let ids: Vec<u32> = (0..resolved.len()).map(|i| resolved.id(i)).collect();
-        to_bytearray(py, &ids)
+        Ok(to_numpy(py, ids))
     }
 
     fn obsm_keys(&self) -> Vec<(String, usize)> {
@@ -244,12 +221,12 @@ impl NativeDataset {
 
     fn obsm<'py>(&self, py: Python<'py>, key: String) -> PyResult<DenseParts<'py>> {
         let dense = py.detach(|| self.inner.obsm(&key)).py_err()?;
-        dense_to_py(py, &dense)
+        Ok(dense_to_py(py, dense))
     }
 
     fn varm<'py>(&self, py: Python<'py>, key: String) -> PyResult<DenseParts<'py>> {
         let dense = py.detach(|| self.inner.varm(&key)).py_err()?;
-        dense_to_py(py, &dense)
+        Ok(dense_to_py(py, dense))
     }
 
     fn obsp_keys(&self) -> Vec<String> {
@@ -262,12 +239,12 @@ impl NativeDataset {
 
     fn obsp<'py>(&self, py: Python<'py>, key: String) -> PyResult<CsrParts<'py>> {
         let csr = py.detach(|| self.inner.obsp(&key)).py_err()?;
-        csr_to_py(py, &csr)
+        Ok(csr_to_py(py, csr))
     }
 
     fn varp<'py>(&self, py: Python<'py>, key: String) -> PyResult<CsrParts<'py>> {
         let csr = py.detach(|| self.inner.varp(&key)).py_err()?;
-        csr_to_py(py, &csr)
+        Ok(csr_to_py(py, csr))
     }
 
     fn layer_names(&self) -> Vec<String> {
