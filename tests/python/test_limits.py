@@ -51,23 +51,21 @@ def assert_survives(code: str, *expected: str) -> None:
         assert text in out.stdout, f"{text!r} not in {out.stdout!r}"
 
 
-def duckdb_connection(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+def duckdb_connection() -> duckdb.DuckDBPyConnection:
     built = REPOSITORY / "v2.0.0" / "linux_amd64" / "slaf.duckdb_extension"
     if not built.exists():
         pytest.fail(f"{built} is missing: run .ci/build-extension first")
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
-    con.execute(f"SET extension_directory = '{tmp_path / 'ext'}'")
-    con.execute(f"INSTALL slaf FROM '{REPOSITORY}'")
-    con.execute("LOAD slaf")
+    con.execute(f"LOAD '{built}'")  # by path: no copy of the extension per test
     return con
 
 
+# Loaded by path: an INSTALL per subprocess would copy the extension (hundreds of MB in a
+# debug build) into a fresh folder each time.
 DUCKDB_PRELUDE = f"""
-import duckdb, sys, tempfile
+import duckdb, sys
 con = duckdb.connect(config={{"allow_unsigned_extensions": "true"}})
-con.execute(f"SET extension_directory = '{{tempfile.mkdtemp()}}'")
-con.execute("INSTALL slaf FROM '{REPOSITORY}'")
-con.execute("LOAD slaf")
+con.execute("LOAD '{REPOSITORY / "v2.0.0" / "linux_amd64" / "slaf.duckdb_extension"}'")
 """
 
 
@@ -234,7 +232,7 @@ def test_valid_selectors_still_select(data: SLAFArray) -> None:
     ["cell_integer_id < 3; garbage", "1=1; DROP TABLE x", "cell_integer_id < 3 LIMIT 1"],
 )
 def test_filters_are_one_expression(small_dataset: Path, tmp_path: Path, filter_text: str) -> None:
-    con = duckdb_connection(tmp_path)
+    con = duckdb_connection()
     quoted = filter_text.replace("'", "''")
     with pytest.raises(duckdb.Error, match="a filter is one expression"):
         con.execute(f"SELECT * FROM slaf_scan('{small_dataset}', 'cells', filter := '{quoted}')")
@@ -249,7 +247,7 @@ def test_filters_are_one_expression(small_dataset: Path, tmp_path: Path, filter_
 
 def test_filter_operator_count_is_capped(small_dataset: Path, tmp_path: Path) -> None:
     chain = " OR ".join(["cell_integer_id = 1"] * 5000)
-    con = duckdb_connection(tmp_path)
+    con = duckdb_connection()
     with pytest.raises(duckdb.Error, match="resource limit exceeded: filter"):
         con.execute(f"SELECT * FROM slaf_scan('{small_dataset}', 'cells', filter := '{chain}')")
     assert con.execute("SELECT 1").fetchone() == (1,)
@@ -276,7 +274,7 @@ def test_filter_operator_count_is_capped(small_dataset: Path, tmp_path: Path) ->
 def test_null_arguments_are_errors(
     small_dataset: Path, tmp_path: Path, call: str, parameter: str
 ) -> None:
-    con = duckdb_connection(tmp_path)
+    con = duckdb_connection()
     with pytest.raises(duckdb.Error, match=f"{parameter} := "):
         con.execute(f"SELECT count(*) FROM {call.format(p=small_dataset)}").fetchall()
 
