@@ -245,15 +245,13 @@ impl Writer {
     /// Opens the dataset at `path` (a local directory; a symlink is followed) to append cells
     /// to it as new Lance versions. Waits while another writer holds the dataset.
     pub fn append(path: &str) -> Result<Self> {
-        let dir = existing_root(path)?;
-        let lock = DatasetLock::acquire(&dir)?;
-        let mut notes = leftovers::clean(&dir);
-        let config_path = dir.join("config.json");
-        let bytes = std::fs::read(&config_path)
-            .map_err(|e| Error::storage(format!("reading {path}/config.json"), e))?;
-        let config = Config::parse(&bytes, &format!("{path}/config.json"))?;
-        let (versions, rolled_back) = versions::pin(&dir, path, &config)?;
-        notes.extend(rolled_back);
+        let Held {
+            root: dir,
+            lock,
+            config: _,
+            versions,
+            notes,
+        } = Held::acquire(path)?;
         let ds = Dataset::open(&dir.to_string_lossy())?;
         let config = ds.config();
         let previous = config.document.clone();
@@ -841,6 +839,44 @@ impl Writer {
 
 /// The folder of the existing local dataset at `path`, symlinks resolved (so an append through
 /// a link updates the dataset it points to).
+/// An existing dataset held for a write: its writer lock taken, leftovers of interrupted
+/// writes removed, its tables at the versions its config.json describes (later ones rolled
+/// back). Appends and annotation changes both start here.
+pub(crate) struct Held {
+    /// The dataset's folder, symlinks resolved.
+    pub root: PathBuf,
+    pub lock: DatasetLock,
+    /// config.json as read under the lock, `table_versions` set to the pinned versions.
+    pub config: Config,
+    pub versions: BTreeMap<String, u64>,
+    /// What was found and done (leftovers removed, versions rolled back).
+    pub notes: Vec<String>,
+}
+
+impl Held {
+    /// Waits until no other writer holds the dataset at `path` (a local directory), then
+    /// holds it.
+    pub(crate) fn acquire(path: &str) -> Result<Self> {
+        let root = existing_root(path)?;
+        let lock = DatasetLock::acquire(&root)?;
+        let mut notes = leftovers::clean(&root);
+        let origin = format!("{path}/config.json");
+        let bytes = std::fs::read(root.join("config.json"))
+            .map_err(|e| Error::storage(format!("reading {origin}"), e))?;
+        let mut config = Config::parse(&bytes, &origin)?;
+        let (versions, rolled_back) = versions::pin(&root, path, &config)?;
+        notes.extend(rolled_back);
+        config.table_versions = versions.clone();
+        Ok(Self {
+            root,
+            lock,
+            config,
+            versions,
+            notes,
+        })
+    }
+}
+
 fn existing_root(path: &str) -> Result<PathBuf> {
     if path.contains("://") && !path.starts_with("file://") {
         return Err(Error::invalid_argument(format!(

@@ -25,7 +25,7 @@ use super::chunk::{fits_uint16, CsrChunk};
 use super::expression::IdTypes;
 use super::lock::DatasetLock;
 use super::staging::write_file;
-use super::{existing_root, leftovers, versions, DEFAULT_ROWS_PER_FRAGMENT};
+use super::{Held, DEFAULT_ROWS_PER_FRAGMENT};
 use crate::axis::is_embedding;
 use crate::columns::extend_ids;
 use crate::config::{Config, TABLE_VERSIONS};
@@ -136,20 +136,12 @@ struct Change {
 
 impl Change {
     fn begin(path: &str) -> Result<Self> {
-        let root = existing_root(path)?;
-        let lock = DatasetLock::acquire(&root)?;
-        let _ = leftovers::clean(&root);
-        let origin = format!("{path}/config.json");
-        let bytes = std::fs::read(root.join("config.json"))
-            .map_err(|e| Error::storage(format!("reading {origin}"), e))?;
-        let mut config = Config::parse(&bytes, &origin)?;
-        let (pinned, _rolled_back) = versions::pin(&root, path, &config)?;
-        config.table_versions = pinned;
+        let held = Held::acquire(path)?;
         Ok(Self {
-            _lock: lock,
-            root,
+            _lock: held.lock,
+            root: held.root,
             shown: path.to_string(),
-            config,
+            config: held.config,
         })
     }
 
