@@ -103,9 +103,9 @@ class SLAFArray:
     def _reload(self) -> None:
         """Reopen the dataset after a change was committed to it, dropping what was read."""
         self._native = _native.NativeDataset(self.slaf_path, self._storage_options)
-        for name in ("config", "obs", "var", "obsm", "varm", "obsp", "varp", "uns", "layers"):
-            self.__dict__.pop(name, None)
-        self.__dict__.pop("_sql", None)
+        for name, member in vars(type(self)).items():
+            if isinstance(member, cached_property):
+                self.__dict__.pop(name, None)
 
     @property
     def shape(self) -> tuple[int, int]:
