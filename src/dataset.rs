@@ -13,6 +13,7 @@ use crate::axis::{self, AxisColumns, CELLS, GENES};
 use crate::columns::{extend_ids, retain, to_strings, Values};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::knn::{self, Embedding, VectorIndex};
 use crate::layers::LayerTable;
 use crate::location::Location;
 use crate::matrix::{self, CellRows, Csr, Dense};
@@ -38,6 +39,7 @@ pub struct Dataset {
     layers: OnceLock<LayerTable>,
     cell_names: OnceLock<HashMap<String, u32>>,
     gene_names: OnceLock<HashMap<String, u32>>,
+    vector_indexes: OnceLock<Vec<VectorIndex>>,
 }
 
 /// The distinct ids of a selection, ascending (the order rows are stored in).
@@ -140,6 +142,7 @@ impl Dataset {
             layers: OnceLock::new(),
             cell_names: OnceLock::new(),
             gene_names: OnceLock::new(),
+            vector_indexes: OnceLock::new(),
         })
     }
 
@@ -500,8 +503,22 @@ impl Dataset {
         })
     }
 
+    /// The vector indexes of the obsm and varm keys (read once per open).
+    pub fn vector_indexes(&self) -> Result<&[VectorIndex]> {
+        get_or_try_init(&self.vector_indexes, || {
+            let mut all = knn::describe(self.cells.lance(), Embedding::Obsm)?;
+            all.extend(knn::describe(self.genes.lance(), Embedding::Varm)?);
+            Ok(all)
+        })
+        .map(Vec::as_slice)
+    }
+
     /// A summary of the dataset.
     pub fn info(&self) -> Info {
+        let vector_indexes = match self.vector_indexes() {
+            Ok(all) => all.iter().map(VectorIndex::summary).collect(),
+            Err(e) => vec![format!("unreadable: {e}")],
+        };
         Info {
             uri: self.location.uri().to_string(),
             format_version: self.config.format_version.clone(),
@@ -525,6 +542,7 @@ impl Dataset {
             varm: self.varm_keys(),
             obsp: self.obsp_keys(),
             varp: self.varp_keys(),
+            vector_indexes,
         }
     }
 }
@@ -545,6 +563,8 @@ pub struct Info {
     pub varm: Vec<(String, usize)>,
     pub obsp: Vec<String>,
     pub varp: Vec<String>,
+    /// One line per vector index: `obsm/X_scvi: IVF_FLAT, l2, 1000 partitions`.
+    pub vector_indexes: Vec<String>,
 }
 
 impl fmt::Display for Info {
@@ -587,6 +607,11 @@ impl fmt::Display for Info {
         writeln!(f, "  obsm: {}", or_none(keyed(&self.obsm)))?;
         writeln!(f, "  varm: {}", or_none(keyed(&self.varm)))?;
         writeln!(f, "  obsp: {}", or_none(self.obsp.join(", ")))?;
-        write!(f, "  varp: {}", or_none(self.varp.join(", ")))
+        writeln!(f, "  varp: {}", or_none(self.varp.join(", ")))?;
+        write!(
+            f,
+            "  vector indexes: {}",
+            or_none(self.vector_indexes.join("; "))
+        )
     }
 }

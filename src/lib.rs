@@ -20,6 +20,7 @@ pub mod config;
 mod dataset;
 mod error;
 mod filter_text;
+pub mod knn;
 mod layers;
 pub mod limits;
 pub mod loader;

@@ -4,6 +4,7 @@ mod arrow_export;
 mod dataset;
 mod errors;
 mod expressions;
+mod knn;
 mod loader;
 mod scan;
 mod stats;
@@ -20,6 +21,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::NativeLoader>()?;
     m.add_class::<loader::NativePrefetcher>()?;
     m.add_function(wrap_pyfunction!(stats::top_sums, m)?)?;
+    m.add_function(wrap_pyfunction!(knn::nearest, m)?)?;
+    m.add_function(wrap_pyfunction!(knn::vector_indexes, m)?)?;
+    m.add_function(wrap_pyfunction!(knn::build_vector_index, m)?)?;
+    m.add_function(wrap_pyfunction!(knn::drop_vector_index, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The core's size bounds, so Python checks arguments against the same numbers.
     let limits = pyo3::types::PyDict::new(m.py());
@@ -28,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     limits.set_item("max_vocab_size", slaf::limits::MAX_VOCAB_SIZE)?;
     limits.set_item("max_batch_rows", slaf::limits::MAX_BATCH_ROWS)?;
     limits.set_item("max_selection", slaf::limits::MAX_SELECTION)?;
+    limits.set_item("max_k", slaf::knn::MAX_K)?;
     m.add("LIMITS", limits)?;
     Ok(())
 }

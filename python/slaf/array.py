@@ -442,6 +442,206 @@ class SLAFArray:
             Accepted for slafdb's signature.
         """
 
+    def nearest_cells(
+        self,
+        query_vectors: Any,
+        k: int = 15,
+        key: str | None = None,
+        filter: str | None = None,
+        columns: list[str] | None = None,
+        nprobes: int | None = None,
+        refine: int | None = None,
+        metric: str | None = None,
+        exact: bool = False,
+    ) -> pl.DataFrame:
+        """The ``k`` cells nearest to each query vector in embedding ``obsm[key]``.
+
+        A key with a vector index (:meth:`build_vector_index`) is searched through it; any
+        other key is searched exactly (a parallel flat scan), so results never depend on an
+        index being there, only their speed does.
+
+        Parameters
+        ----------
+        query_vectors
+            One vector (1-D) or a batch, shape ``(n_queries, d)``: e.g. cells embedded by the
+            same model that produced ``obsm[key]``.
+        k
+            Neighbours per query.
+        key
+            The obsm key; may be left out when the dataset has only one.
+        filter
+            A SQL predicate on obs columns (``"tissue = 'lung'"``): only matching cells are
+            candidates.
+        columns
+            obs columns to add to the result.
+        nprobes, refine
+            Index knobs: IVF partitions probed per query (more: higher recall, slower), and
+            re-ranking of ``refine * k`` candidates by exact distance.
+        metric
+            ``"l2"`` (squared Euclidean), ``"cosine"`` (1 - cos) or ``"dot"`` (1 - x.y);
+            default: the index's metric, or l2. Another metric than the index's is searched
+            exactly.
+        exact
+            Ignore the index.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``query`` (row of ``query_vectors``), ``cell_integer_id``, ``cell_id``,
+            ``distance`` and ``columns``; nearest first within each query.
+
+        Raises
+        ------
+        slaf.errors.UnknownNameError
+            (a KeyError) for a key that is not an obsm embedding, or an unknown column.
+        slaf.errors.InvalidArgumentError
+            (a ValueError) for queries of the wrong dimension, ``k < 1`` or a bad filter.
+
+        Examples
+        --------
+        >>> hits = data.nearest_cells(vectors, k=15, key="X_scvi",
+        ...                           filter="tissue = 'lung'", columns=["cell_type"])
+        ...                                                                  # doctest: +SKIP
+        """
+        from slaf import knn
+
+        key, width = knn.resolve_key(self, key, "obsm")
+        queries = knn.query_matrix(query_vectors, width, f"obsm[{key!r}]")
+        query, ids, distance = knn.search(
+            self, "obsm", key, queries, k, filter, nprobes, refine, metric, exact
+        )
+        return knn.hits_frame(self, "obsm", query.astype(np.int64), ids, distance, columns)
+
+    def nearest_genes(
+        self,
+        genes: Any,
+        k: int = 20,
+        key: str | None = None,
+        filter: str | None = None,
+        columns: list[str] | None = None,
+        nprobes: int | None = None,
+        refine: int | None = None,
+        metric: str | None = None,
+        exact: bool = False,
+    ) -> pl.DataFrame:
+        """The ``k`` genes nearest to each query in gene embedding ``varm[key]``.
+
+        Parameters
+        ----------
+        genes
+            Gene names (a name or a list): each is searched with its own vector and is left
+            out of its own results; or query vectors, as in :meth:`nearest_cells`.
+        k, key, filter, columns, nprobes, refine, metric, exact
+            As for :meth:`nearest_cells`, over varm and var.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``query`` (the gene name, or the vector's row), ``gene_integer_id``, ``gene_id``,
+            ``distance`` and ``columns``.
+
+        Examples
+        --------
+        >>> data.nearest_genes(["CD3E", "MS4A1"], k=20, key="gene_embedding")  # doctest: +SKIP
+        """
+        from slaf import knn
+
+        key, width = knn.resolve_key(self, key, "varm")
+        names = [genes] if isinstance(genes, str) else genes
+        by_name = isinstance(names, (list, tuple)) and all(isinstance(g, str) for g in names)
+        if not by_name:
+            queries = knn.query_matrix(genes, width, f"varm[{key!r}]")
+            query, ids, distance = knn.search(
+                self, "varm", key, queries, k, filter, nprobes, refine, metric, exact
+            )
+            return knn.hits_frame(self, "varm", query.astype(np.int64), ids, distance, columns)
+        if not names:
+            raise InvalidArgumentError("no genes were given")
+        own = np.frombuffer(self._native.resolve_genes(to_native(list(names), "gene")), np.uint32)
+        queries = np.ascontiguousarray(self.varm[key][own], dtype=np.float32)
+        # One more neighbour per query: each gene finds itself, and is dropped.
+        query, ids, distance = knn.search(
+            self, "varm", key, queries, k + 1, filter, nprobes, refine, metric, exact
+        )
+        keep = ids != own[query]
+        query, ids, distance = query[keep], ids[keep], distance[keep]
+        # Rows come grouped by query: a row's rank is its distance from its group's start.
+        keep = np.arange(len(query)) - np.searchsorted(query, query) < k
+        named = np.asarray(names, dtype=object)[query[keep]]
+        return knn.hits_frame(self, "varm", named, ids[keep], distance[keep], columns)
+
+    def build_vector_index(
+        self,
+        key: str,
+        section: Literal["obsm", "varm"] | None = None,
+        index_type: str = "IVF_FLAT",
+        metric: str = "l2",
+        num_partitions: int | None = None,
+        num_sub_vectors: int | None = None,
+    ) -> dict[str, Any]:
+        """Build (or rebuild) a Lance vector index on embedding ``key``, as a new version.
+
+        Parameters
+        ----------
+        key
+            An obsm key (or a varm key).
+        section
+            ``"obsm"`` or ``"varm"``, when the key is in both.
+        index_type
+            ``"IVF_FLAT"`` (vectors kept as they are: exact distances within the probed
+            partitions), ``"IVF_SQ"`` (8-bit, a quarter of the size), ``"IVF_PQ"`` (smallest;
+            use ``refine`` when querying) or ``"IVF_HNSW_SQ"``.
+        metric
+            ``"l2"``, ``"cosine"`` or ``"dot"``; queries default to it.
+        num_partitions
+            IVF partitions; default about the square root of the number of rows.
+        num_sub_vectors
+            PQ sub-vectors (IVF_PQ); default: sub-vectors of about 4 dimensions.
+
+        Returns
+        -------
+        dict
+            The index: ``section, key, name, index_type, metric, num_partitions,
+            indexed_rows, unindexed_rows``.
+
+        Examples
+        --------
+        >>> data.build_vector_index("X_scvi", metric="cosine")              # doctest: +SKIP
+        """
+        from slaf import knn
+
+        section = knn.section_of(self, key, section)
+        row = _native.build_vector_index(
+            self.slaf_path, section, key, index_type, metric, num_partitions, num_sub_vectors
+        )
+        self._reload()
+        return knn.index_record(row)
+
+    def drop_vector_index(self, key: str, section: Literal["obsm", "varm"] | None = None) -> None:
+        """Drop the vector index of embedding ``key`` (searches become exact), as a new version.
+
+        Examples
+        --------
+        >>> data.drop_vector_index("X_scvi")                                  # doctest: +SKIP
+        """
+        from slaf import knn
+
+        section = knn.section_of(self, key, section)
+        _native.drop_vector_index(self.slaf_path, section, key)
+        self._reload()
+
+    def vector_indexes(self) -> list[dict[str, Any]]:
+        """The vector indexes of the obsm and varm keys (see :meth:`build_vector_index`).
+
+        Examples
+        --------
+        >>> [i["key"] for i in data.vector_indexes()]                        # doctest: +SKIP
+        ['X_scvi']
+        """
+        from slaf import knn
+
+        return [knn.index_record(row) for row in _native.vector_indexes(self._native)]
+
     def info(self) -> None:
         """Print a summary: shape, format version, stored values, tables and keys."""
         print(self._native.info())

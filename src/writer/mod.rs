@@ -39,7 +39,7 @@ mod replace;
 mod sink;
 mod staging;
 mod tables;
-mod update;
+pub(crate) mod update;
 mod versions;
 
 use std::collections::BTreeMap;

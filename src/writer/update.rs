@@ -127,7 +127,7 @@ fn check_name(what: Annotation, key: &str) -> Result<()> {
 }
 
 /// A change in progress: the dataset locked, its tables at the versions config.json describes.
-struct Change {
+pub(crate) struct Change {
     _lock: DatasetLock,
     root: PathBuf,
     shown: String,
@@ -135,7 +135,7 @@ struct Change {
 }
 
 impl Change {
-    fn begin(path: &str) -> Result<Self> {
+    pub(crate) fn begin(path: &str) -> Result<Self> {
         let held = Held::acquire(path)?;
         Ok(Self {
             _lock: held.lock,
@@ -159,7 +159,7 @@ impl Change {
     }
 
     /// Table `role` at its pinned version, or `None` when the dataset has none.
-    fn open(&self, role: &str) -> Result<Option<LanceTable>> {
+    pub(crate) fn open(&self, role: &str) -> Result<Option<LanceTable>> {
         if !self.config.tables.contains_key(role) {
             return Ok(None);
         }
@@ -207,10 +207,8 @@ impl Change {
         Ok(())
     }
 
-    /// Records `version` of `what`'s table and `key` added (with its width for obsm/varm) or
-    /// removed, then replaces config.json: the commit point of the change.
-    fn commit(self, what: Annotation, key: &str, version: u64, added: Option<usize>) -> Result<()> {
-        let role = what.role();
+    /// config.json naming `version` of table `role` (and the table itself, if it is new).
+    fn document_with_version(&self, role: &str, version: u64) -> Map<String, Value> {
         let mut document = self.config.document.clone();
         let mut versions = self.config.table_versions.clone();
         versions.insert(role.to_string(), version);
@@ -223,6 +221,27 @@ impl Change {
                 tables.insert(role.into(), json!(format!("{role}.lance")));
             }
         }
+        document
+    }
+
+    /// Replaces config.json with `document`: the commit point of the change.
+    fn write_config(&self, document: Map<String, Value>) -> Result<()> {
+        let text = serde_json::to_vec_pretty(&Value::Object(document))
+            .map_err(|e| Error::invalid_argument(format!("config is not JSON: {e}")))?;
+        write_file(&self.root.join("config.json"), &text)
+    }
+
+    /// Records `version` of table `role` (a change that adds no key, such as an index), then
+    /// replaces config.json.
+    pub(crate) fn commit_version(self, role: &str, version: u64) -> Result<()> {
+        let document = self.document_with_version(role, version);
+        self.write_config(document)
+    }
+
+    /// Records `version` of `what`'s table and `key` added (with its width for obsm/varm) or
+    /// removed, then replaces config.json: the commit point of the change.
+    fn commit(self, what: Annotation, key: &str, version: u64, added: Option<usize>) -> Result<()> {
+        let mut document = self.document_with_version(what.role(), version);
         let section = document
             .entry(what.section())
             .or_insert_with(|| json!({"available": [], "immutable": [], "mutable": []}));
@@ -251,9 +270,7 @@ impl Change {
                 };
             }
         }
-        let text = serde_json::to_vec_pretty(&Value::Object(document))
-            .map_err(|e| Error::invalid_argument(format!("config is not JSON: {e}")))?;
-        write_file(&self.root.join("config.json"), &text)
+        self.write_config(document)
     }
 
     fn failed(&self, what: &str, e: lance::Error) -> Error {
