@@ -61,6 +61,7 @@ fn columns() -> Vec<(&'static str, Col)> {
         ("varm", Col::Names(|i| keys(&i.varm))),
         ("obsp", Col::Names(|i| i.obsp.clone())),
         ("varp", Col::Names(|i| i.varp.clone())),
+        ("vector_indexes", Col::Names(|i| i.vector_indexes.clone())),
     ]
 }
 

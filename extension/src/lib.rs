@@ -6,6 +6,8 @@
 //!   — a submatrix as long rows.
 //! * `slaf_tokenize(path, tokenizer := …, …)` — tokenized cells for foundation models.
 //! * `slaf_info(path)` — a summary of a dataset.
+//! * `slaf_knn(path, 'obsm' | 'varm', key, vector, k := …, filter := …)` — nearest cells or
+//!   genes in an embedding (`slaf::knn`).
 //!
 //! This crate only translates: DuckDB parameters → core selections and options, core errors →
 //! DuckDB errors, Arrow batches → DuckDB vectors. Scanning, slicing and tokenizing are
@@ -18,6 +20,7 @@ use duckdb::vtab::InitInfo;
 use duckdb::{duckdb_entrypoint_c_api, Connection};
 
 mod info;
+mod knn;
 mod params;
 mod scan;
 mod slice;
@@ -41,5 +44,6 @@ pub fn extension_entrypoint(con: Connection) -> Result<(), Box<dyn Error>> {
     con.register_table_function::<slice::SlafSlice>("slaf_slice")?;
     con.register_table_function::<tokenize::SlafTokenize>("slaf_tokenize")?;
     con.register_table_function::<info::SlafInfo>("slaf_info")?;
+    con.register_table_function::<knn::SlafKnn>("slaf_knn")?;
     Ok(())
 }

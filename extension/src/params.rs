@@ -79,6 +79,11 @@ pub fn named_count(bind: &BindInfo, name: &str) -> Result<Option<usize>, BoxErro
     }
 }
 
+/// An optional BOOLEAN named parameter.
+pub fn named_bool(bind: &BindInfo, name: &str) -> Result<Option<bool>, BoxError> {
+    Ok(named(bind, name)?.map(|v| v.to_bool()))
+}
+
 /// An optional VARCHAR[] named parameter.
 pub fn named_strings(bind: &BindInfo, name: &str) -> Result<Option<Vec<String>>, BoxError> {
     match named(bind, name)? {

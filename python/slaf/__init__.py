@@ -51,6 +51,11 @@ def __getattr__(name: str) -> Any:
 
         globals()["pp"] = pp
         return pp
+    if name == "tl":
+        import slaf.tl as tl
+
+        globals()["tl"] = tl
+        return tl
     raise AttributeError(f"module 'slaf' has no attribute {name!r}")
 
 
@@ -75,4 +80,5 @@ __all__ = [
     "convert",
     "pp",
     "read_slaf",
+    "tl",
 ]

@@ -1,4 +1,4 @@
-"""The ``slaf`` command line: ``convert``, ``append`` and ``info``.
+"""The ``slaf`` command line: ``convert``, ``append``, ``index`` and ``info``.
 
 User mistakes end with a one-line ``slaf: error: ...`` on stderr and exit status 1 (2 for
 bad arguments); never a traceback. The exit status says whether the write happened: 0 only
@@ -48,9 +48,46 @@ def _parser() -> argparse.ArgumentParser:
     append.add_argument("--quiet", action="store_true", help="no progress line")
     append.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE)
 
+    index = commands.add_parser("index", help="build or drop a vector index on an embedding")
+    index.add_argument("path")
+    index.add_argument(
+        "--vectors",
+        required=True,
+        metavar="SECTION/KEY",
+        help="the embedding to index: obsm/KEY or varm/KEY (e.g. obsm/X_scvi)",
+    )
+    index.add_argument(
+        "--index-type", default="IVF_FLAT", choices=["IVF_FLAT", "IVF_SQ", "IVF_PQ", "IVF_HNSW_SQ"]
+    )
+    index.add_argument("--metric", default="l2", choices=["l2", "cosine", "dot"])
+    index.add_argument("--num-partitions", type=int, default=None, metavar="N")
+    index.add_argument("--num-sub-vectors", type=int, default=None, metavar="N")
+    index.add_argument("--drop", action="store_true", help="drop the index instead")
+
     info = commands.add_parser("info", help="summarise a dataset")
     info.add_argument("path")
     return parser
+
+
+def _index(args: argparse.Namespace) -> str:
+    from slaf import _native
+
+    section, _, key = args.vectors.partition("/")
+    if section not in ("obsm", "varm") or not key:
+        raise _UsageError(f"--vectors takes obsm/KEY or varm/KEY, not {args.vectors!r}")
+    if args.drop:
+        _native.drop_vector_index(args.path, section, key)
+        return f"dropped the vector index of {section}/{key}"
+    built = _native.build_vector_index(
+        args.path,
+        section,
+        key,
+        args.index_type,
+        args.metric,
+        args.num_partitions,
+        args.num_sub_vectors,
+    )
+    return f"indexed {section}/{key}: {built[3]}, {built[4]}, {built[5]} partitions"
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -59,6 +96,9 @@ def _run(args: argparse.Namespace) -> None:
 
     if args.command == "info":
         SLAFArray(args.path).info()
+        return
+    if args.command == "index":
+        print(_index(args))
         return
     if len(args.paths) < 2:
         raise _UsageError(f"{args.command} needs at least one input and a destination")
