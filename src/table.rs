@@ -205,14 +205,16 @@ impl Table {
                 ))
             })?;
         }
-        let stream = scanner.try_into_stream().await.map_err(|e| match (&e, filter) {
-            // The filter names a column the table lacks, or compares mismatched types.
-            (lance::Error::InvalidInput { .. }, Some(filter)) => Error::invalid_argument(format!(
-                "invalid filter {filter:?} on table '{}': {e}",
-                self.role
-            )),
-            _ => Error::storage(format!("scanning table '{}' at {}", self.role, self.uri), e),
-        })?;
+        let stream = scanner
+            .try_into_stream()
+            .await
+            .map_err(|e| match (&e, filter) {
+                // The filter names a column the table lacks, or compares mismatched types.
+                (lance::Error::InvalidInput { .. }, Some(filter)) => Error::invalid_argument(
+                    format!("invalid filter {filter:?} on table '{}': {e}", self.role),
+                ),
+                _ => Error::storage(format!("scanning table '{}' at {}", self.role, self.uri), e),
+            })?;
         stream
             .try_collect()
             .await

@@ -17,14 +17,9 @@
 
 mod exact;
 mod index;
+mod indexed;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Int32Type};
-use arrow_array::{FixedSizeListArray, Float32Array, RecordBatch};
-use arrow_schema::{DataType, Field};
-use futures::TryStreamExt;
 use lance_linalg::distance::DistanceType;
-use std::sync::Arc;
 
 use crate::axis::{embedding_columns, CELLS, GENES};
 use crate::columns::{extend_ids, Values};
@@ -38,6 +33,8 @@ pub use index::{build_vector_index, drop_vector_index, IndexKind, IndexSpec, Vec
 
 /// The most neighbours one query may ask for.
 pub const MAX_K: usize = 10_000;
+/// IVF partitions searched first when a query does not say (Lance's long-standing default).
+pub const DEFAULT_NPROBES: usize = 20;
 /// The most query vectors in one call.
 pub const MAX_QUERIES: usize = 1_000_000;
 
@@ -148,7 +145,8 @@ pub struct Search {
     /// A SQL predicate on the table's columns (`tissue = 'lung'`): only rows that satisfy it
     /// are candidates.
     pub filter: Option<String>,
-    /// IVF partitions probed per query (index only; Lance's adaptive default when `None`).
+    /// IVF partitions probed per query (index only; `DEFAULT_NPROBES` when `None`); with a
+    /// filter, more are probed when it leaves fewer than `k` candidates in them.
     pub nprobes: Option<usize>,
     /// Re-rank `refine × k` index candidates by their exact distance (index only).
     pub refine: Option<u32>,
@@ -216,7 +214,7 @@ impl Dataset {
         if !indexed {
             return self.nearest_exact(what, key, queries, n_queries, width, metric, search);
         }
-        block_on(search_index(
+        block_on(indexed::search(
             table, what, key, queries, n_queries, width, metric, search,
         ))
     }
@@ -336,88 +334,4 @@ fn check_search(search: &Search) -> Result<()> {
         return Err(Error::invalid_argument("refine must be at least 1"));
     }
     Ok(())
-}
-
-/// Searches through the Lance index on `key`: all queries in one plan (Lance reads each
-/// probed partition once for the whole batch).
-#[allow(clippy::too_many_arguments)]
-async fn search_index(
-    table: &Table,
-    what: Embedding,
-    key: &str,
-    queries: &[f32],
-    n_queries: usize,
-    width: usize,
-    metric: Metric,
-    search: &Search,
-) -> Result<Neighbours> {
-    let values = Arc::new(Float32Array::from(queries.to_vec()));
-    let item = Arc::new(Field::new("item", DataType::Float32, true));
-    let batch = FixedSizeListArray::try_new(item, width as i32, values, None)
-        .map_err(|e| Error::invalid_argument(format!("query vectors: {e}")))?;
-    let failed = |e: lance::Error| {
-        Error::invalid_argument(format!(
-            "searching {}[{key:?}] of table '{}': {e}",
-            what.section(),
-            table.role()
-        ))
-    };
-    let mut scanner = table.lance().scan();
-    scanner.nearest(key, &batch, search.k).map_err(failed)?;
-    scanner.distance_metric(metric.lance());
-    if let Some(n) = search.nprobes {
-        scanner.nprobes(n);
-    }
-    if let Some(r) = search.refine {
-        scanner.refine(r);
-    }
-    scanner.prefilter(true);
-    if let Some(filter) = &search.filter {
-        scanner.filter(filter).map_err(failed)?;
-    }
-    scanner
-        .project(&[what.id_column(), "_distance"])
-        .map_err(failed)?;
-    scanner.disable_scoring_autoprojection();
-    let stream = scanner.try_into_stream().await.map_err(failed)?;
-    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(failed)?;
-    let mut rows: Vec<(u32, f32, u32)> = Vec::new();
-    for batch in &batches {
-        let column = |name: &str| {
-            batch.column_by_name(name).ok_or_else(|| {
-                Error::invalid_schema(format!(
-                    "searching {}[{key:?}]: Lance returned no column {name:?}",
-                    what.section()
-                ))
-            })
-        };
-        let mut ids = Vec::with_capacity(batch.num_rows());
-        extend_ids(
-            &mut ids,
-            column(what.id_column())?.as_ref(),
-            what.id_column(),
-        )?;
-        let distances = column("_distance")?.as_primitive::<Float32Type>().clone();
-        let query_of: Vec<u32> = match batch.column_by_name("query_index") {
-            Some(q) => q
-                .as_primitive::<Int32Type>()
-                .values()
-                .iter()
-                .map(|&q| q as u32)
-                .collect(),
-            None => vec![0; batch.num_rows()],
-        };
-        for i in 0..batch.num_rows() {
-            rows.push((query_of[i], distances.value(i), ids[i]));
-        }
-    }
-    debug_assert!(rows.iter().all(|r| (r.0 as usize) < n_queries));
-    rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
-    Ok(Neighbours {
-        queries: rows.iter().map(|r| r.0).collect(),
-        ids: rows.iter().map(|r| r.2).collect(),
-        distances: rows.iter().map(|r| r.1).collect(),
-        metric: Some(metric),
-        indexed: true,
-    })
 }

@@ -153,6 +153,9 @@ def test_indexed_search_recall_filters_and_reopen(copy: Path, clustered: dict) -
 
     gut = reopened.nearest_cells(queries[:5], k=15, filter="tissue = 'gut'", columns=["tissue"])
     assert set(gut["tissue"]) == {"gut"} and len(gut) == 75
+    # A filter leaving fewer than k candidates in the probed partitions: more are probed.
+    few = reopened.nearest_cells(queries[:4], k=10, filter="cell_id IN ('c1', 'c2', 'c3')")
+    assert few.group_by("query").len().sort("query")["len"].to_list() == [3, 3, 3, 3]
 
     # Another metric than the index's is answered exactly.
     cosine = reopened.nearest_cells(queries[:5], k=5, metric="cosine")
