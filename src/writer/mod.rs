@@ -880,7 +880,7 @@ impl Held {
 fn existing_root(path: &str) -> Result<PathBuf> {
     if path.contains("://") && !path.starts_with("file://") {
         return Err(Error::invalid_argument(format!(
-            "cannot append to {path}: the writer writes local directories only"
+            "cannot change {path}: the writer writes local directories only"
         )));
     }
     let local = Path::new(path.strip_prefix("file://").unwrap_or(path));
