@@ -505,12 +505,14 @@ class SLAFArray:
         """
         from slaf import knn
 
-        key, width = knn.resolve_key(self, key, "obsm")
-        queries = knn.query_matrix(query_vectors, width, f"obsm[{key!r}]")
-        query, ids, distance = knn.search(
-            self, "obsm", key, queries, k, filter, nprobes, refine, metric, exact
-        )
-        return knn.hits_frame(self, "obsm", query.astype(np.int64), ids, distance, columns)
+        options = {
+            "filter": filter,
+            "nprobes": nprobes,
+            "refine": refine,
+            "metric": metric,
+            "exact": exact,
+        }
+        return knn.nearest_to_vectors(self, "obsm", query_vectors, k, key, columns, options)
 
     def nearest_genes(
         self,
@@ -546,23 +548,24 @@ class SLAFArray:
         """
         from slaf import knn
 
-        key, width = knn.resolve_key(self, key, "varm")
+        options = {
+            "filter": filter,
+            "nprobes": nprobes,
+            "refine": refine,
+            "metric": metric,
+            "exact": exact,
+        }
         names = [genes] if isinstance(genes, str) else genes
         by_name = isinstance(names, (list, tuple)) and all(isinstance(g, str) for g in names)
         if not by_name:
-            queries = knn.query_matrix(genes, width, f"varm[{key!r}]")
-            query, ids, distance = knn.search(
-                self, "varm", key, queries, k, filter, nprobes, refine, metric, exact
-            )
-            return knn.hits_frame(self, "varm", query.astype(np.int64), ids, distance, columns)
+            return knn.nearest_to_vectors(self, "varm", genes, k, key, columns, options)
         if not names:
             raise InvalidArgumentError("no genes were given")
+        key, _width = knn.resolve_key(self, key, "varm")
         own = np.frombuffer(self._native.resolve_genes(to_native(list(names), "gene")), np.uint32)
         queries = np.ascontiguousarray(self.varm[key][own], dtype=np.float32)
         # One more neighbour per query: each gene finds itself, and is dropped.
-        query, ids, distance = knn.search(
-            self, "varm", key, queries, k + 1, filter, nprobes, refine, metric, exact
-        )
+        query, ids, distance = knn.search(self, "varm", key, queries, k + 1, options)
         keep = ids != own[query]
         query, ids, distance = query[keep], ids[keep], distance[keep]
         # Rows come grouped by query: a row's rank is its distance from its group's start.

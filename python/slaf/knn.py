@@ -83,13 +83,10 @@ def search(
     key: str,
     queries: np.ndarray,
     k: int,
-    filter: str | None,
-    nprobes: int | None,
-    refine: int | None,
-    metric: str | None,
-    exact: bool,
+    options: dict[str, Any],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(query, id, distance)`` arrays from the core."""
+    """``(query, id, distance)`` arrays from the core; ``options`` are ``filter, nprobes,
+    refine, metric, exact``."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an integer, not {type(k).__name__}")
     if k < 1:
@@ -100,13 +97,29 @@ def search(
         key,
         queries.reshape(-1),
         int(k),
-        filter,
-        nprobes,
-        refine,
-        metric,
-        bool(exact),
+        options["filter"],
+        options["nprobes"],
+        options["refine"],
+        options["metric"],
+        bool(options["exact"]),
     )
     return query, ids, distance
+
+
+def nearest_to_vectors(
+    data: SLAFArray,
+    section: Section,
+    vectors: Any,
+    k: int,
+    key: str | None,
+    columns: list[str] | None,
+    options: dict[str, Any],
+) -> pl.DataFrame:
+    """The result frame of a search for query ``vectors`` in ``section[key]``."""
+    key, width = resolve_key(data, key, section)
+    queries = query_matrix(vectors, width, f"{section}[{key!r}]")
+    query, ids, distance = search(data, section, key, queries, k, options)
+    return hits_frame(data, section, query.astype(np.int64), ids, distance, columns)
 
 
 def hits_frame(

@@ -12,7 +12,7 @@ use lance_linalg::distance::{
 };
 use rayon::prelude::*;
 
-use super::{Metric, Neighbours};
+use super::{Metric, Neighbours, Request};
 
 /// Rows per block: a few hundred KiB of vectors, compared with every query while cached.
 const BLOCK_ROWS: usize = 2048;
@@ -96,16 +96,16 @@ fn distances(metric: Metric, query: &[f32], block: &[f32], width: usize, out: &m
 }
 
 /// The `k` nearest rows of `data` (`width` values per row, row `i` has id `i`) to each of the
-/// `n_queries` vectors in `queries`; rows where `allowed` is `false` are skipped.
-pub(super) fn search(
-    data: &[f32],
-    width: usize,
-    queries: &[f32],
-    n_queries: usize,
-    metric: Metric,
-    k: usize,
-    allowed: Option<&[bool]>,
-) -> Neighbours {
+/// request's query vectors; rows where `allowed` is `false` are skipped.
+pub(super) fn search(data: &[f32], request: &Request, allowed: Option<&[bool]>) -> Neighbours {
+    let Request {
+        queries,
+        n_queries,
+        width,
+        metric,
+        ..
+    } = *request;
+    let k = request.search.k;
     let n_rows = data.len() / width;
     let n_blocks = n_rows.div_ceil(BLOCK_ROWS);
     let found = (0..n_blocks)
@@ -149,6 +149,7 @@ pub(super) fn search(
             },
         );
     let mut out = Neighbours {
+        metric: Some(metric),
         indexed: false,
         ..Default::default()
     };
@@ -165,6 +166,29 @@ pub(super) fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::knn::{Embedding, Search};
+
+    /// `search` over `queries` (one after another) for the `k` nearest.
+    fn run(
+        data: &[f32],
+        width: usize,
+        queries: &[f32],
+        metric: Metric,
+        k: usize,
+        allowed: Option<&[bool]>,
+    ) -> Neighbours {
+        let search_options = Search::new(k);
+        let request = Request {
+            what: Embedding::Obsm,
+            key: "X",
+            queries,
+            n_queries: queries.len() / width,
+            width,
+            metric,
+            search: &search_options,
+        };
+        search(data, &request, allowed)
+    }
     use rand_chacha::rand_core::{RngCore, SeedableRng};
 
     /// The same search done the obvious way: every distance, sorted.
@@ -198,7 +222,7 @@ mod tests {
         let mask: Vec<bool> = (0..n).map(|i| i % 3 != 0).collect();
         for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
             for allowed in [None, Some(mask.as_slice())] {
-                let hits = search(&data, width, &queries, n_queries, metric, k, allowed);
+                let hits = run(&data, width, &queries, metric, k, allowed);
                 assert_eq!(hits.ids.len(), n_queries * k);
                 for q in 0..n_queries {
                     let expected = brute(
@@ -228,7 +252,7 @@ mod tests {
     fn fewer_candidates_than_k_returns_them_all() {
         let data = vec![0.0_f32, 0.0, 1.0, 1.0, 3.0, 3.0];
         let mask = [true, false, true];
-        let hits = search(&data, 2, &[1.0, 1.0], 1, Metric::L2, 5, Some(&mask));
+        let hits = run(&data, 2, &[1.0, 1.0], Metric::L2, 5, Some(&mask));
         assert_eq!(hits.ids, vec![0, 2]);
         assert_eq!(hits.distances, vec![2.0, 8.0]);
         assert_eq!(hits.queries, vec![0, 0]);

@@ -9,7 +9,7 @@ use arrow_array::{FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field};
 use futures::TryStreamExt;
 
-use super::{Embedding, Metric, Neighbours, Search, DEFAULT_NPROBES};
+use super::{Neighbours, Request, DEFAULT_NPROBES};
 use crate::columns::extend_ids;
 use crate::error::{Error, Result};
 use crate::table::Table;
@@ -26,27 +26,21 @@ enum Probing {
     Expanding(usize),
 }
 
-/// The `search.k` nearest rows to each of the `n_queries` vectors, through the index on `key`.
+/// The `search.k` nearest rows to each query vector, through the index on the key.
 ///
 /// Lance's own default starts from half of the partitions; here every query probes
 /// `search.nprobes` (or [`DEFAULT_NPROBES`]). A filter may leave fewer than k candidates in
 /// those: the queries that came back short are searched again, probing more partitions.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn search(
-    table: &Table,
-    what: Embedding,
-    key: &str,
-    queries: &[f32],
-    n_queries: usize,
-    width: usize,
-    metric: Metric,
-    search: &Search,
-) -> Result<Neighbours> {
+pub(super) async fn search(table: &Table, request: &Request<'_>) -> Result<Neighbours> {
+    let Request {
+        queries,
+        n_queries,
+        width,
+        search,
+        ..
+    } = *request;
     let nprobes = search.nprobes.unwrap_or(DEFAULT_NPROBES);
-    let scan = |vectors: Vec<f32>, probing| {
-        scan(table, what, key, vectors, width, metric, search, probing)
-    };
-    let mut hits = scan(queries.to_vec(), Probing::Fixed(nprobes)).await?;
+    let mut hits = scan(table, request, queries.to_vec(), Probing::Fixed(nprobes)).await?;
     if search.filter.is_some() {
         let mut found = vec![0usize; n_queries];
         for hit in &hits {
@@ -58,7 +52,7 @@ pub(super) async fn search(
                 .iter()
                 .flat_map(|&q| queries[q * width..(q + 1) * width].iter().copied())
                 .collect();
-            let again = scan(vectors, Probing::Expanding(nprobes)).await?;
+            let again = scan(table, request, vectors, Probing::Expanding(nprobes)).await?;
             hits.retain(|hit| found[hit.0 as usize] >= search.k);
             hits.extend(
                 again
@@ -72,24 +66,27 @@ pub(super) async fn search(
         queries: hits.iter().map(|h| h.0).collect(),
         ids: hits.iter().map(|h| h.2).collect(),
         distances: hits.iter().map(|h| h.1).collect(),
-        metric: Some(metric),
+        metric: Some(request.metric),
         indexed: true,
     })
 }
 
-/// One Lance vector search of `vectors` (one after another); hits name the query by its
-/// position in `vectors`.
-#[allow(clippy::too_many_arguments)]
+/// One Lance vector search of `vectors` (one after another, in place of the request's
+/// queries); hits name the query by its position in `vectors`.
 async fn scan(
     table: &Table,
-    what: Embedding,
-    key: &str,
+    request: &Request<'_>,
     vectors: Vec<f32>,
-    width: usize,
-    metric: Metric,
-    search: &Search,
     probing: Probing,
 ) -> Result<Vec<Hit>> {
+    let Request {
+        what,
+        key,
+        width,
+        metric,
+        search,
+        ..
+    } = *request;
     let values = Arc::new(Float32Array::from(vectors));
     let item = Arc::new(Field::new("item", DataType::Float32, true));
     let batch = FixedSizeListArray::try_new(item, width as i32, values, None)

@@ -184,6 +184,20 @@ pub struct Neighbours {
     pub indexed: bool,
 }
 
+/// One search after its arguments were checked: what the exact and indexed paths take.
+#[derive(Debug, Clone, Copy)]
+struct Request<'a> {
+    what: Embedding,
+    key: &'a str,
+    /// `n_queries × width` values, row-major.
+    queries: &'a [f32],
+    n_queries: usize,
+    width: usize,
+    /// The metric chosen (the search's, else the index's, else l2).
+    metric: Metric,
+    search: &'a Search,
+}
+
 impl Dataset {
     /// The `search.k` nearest rows to each query vector under embedding `key`. `queries` holds
     /// the vectors one after another (`n_queries × d` values, row-major).
@@ -209,27 +223,25 @@ impl Dataset {
             .metric
             .or(found.as_ref().map(|i| i.metric))
             .unwrap_or(Metric::L2);
+        let request = Request {
+            what,
+            key,
+            queries,
+            n_queries,
+            width,
+            metric,
+            search,
+        };
         // An index built for another metric ranks by the wrong distance: search exactly.
         let indexed = found.is_some_and(|i| i.metric == metric) && !search.exact;
         if !indexed {
-            return self.nearest_exact(what, key, queries, n_queries, width, metric, search);
+            return self.nearest_exact(&request);
         }
-        block_on(indexed::search(
-            table, what, key, queries, n_queries, width, metric, search,
-        ))
+        block_on(indexed::search(table, &request))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn nearest_exact(
-        &self,
-        what: Embedding,
-        key: &str,
-        queries: &[f32],
-        n_queries: usize,
-        width: usize,
-        metric: Metric,
-        search: &Search,
-    ) -> Result<Neighbours> {
+    fn nearest_exact(&self, request: &Request) -> Result<Neighbours> {
+        let Request { what, key, .. } = *request;
         let vectors = match what {
             Embedding::Obsm => self.obsm(key)?,
             Embedding::Varm => self.varm(key)?,
@@ -238,21 +250,11 @@ impl Dataset {
             Values::F32(v) => v,
             Values::F64(v) => v.into_iter().map(|x| x as f32).collect(),
         };
-        let allowed = match &search.filter {
+        let allowed = match &request.search.filter {
             None => None,
             Some(filter) => Some(self.matching_ids(what, filter)?),
         };
-        let mut hits = exact::search(
-            &data,
-            width,
-            queries,
-            n_queries,
-            metric,
-            search.k,
-            allowed.as_deref(),
-        );
-        hits.metric = Some(metric);
-        Ok(hits)
+        Ok(exact::search(&data, request, allowed.as_deref()))
     }
 
     /// A mask over the table's integer ids: `true` where `filter` holds.
