@@ -78,15 +78,9 @@ impl Dataset {
 
     async fn open_async(location: Location) -> Result<Self> {
         let origin = location.join("config.json");
-        let bytes = location
-            .read_optional("config.json")
-            .await?
-            .ok_or_else(|| {
-                Error::not_a_dataset(format!(
-                    "{} is not a SLAF dataset: it has no config.json",
-                    location.uri()
-                ))
-            })?;
+        let Some(bytes) = location.read_optional("config.json").await? else {
+            return Err(location.missing_dataset().await);
+        };
         let config = Config::parse(&bytes, &origin)?;
         // Each table at the version config.json describes: a write in progress (new table
         // versions, config not yet replaced) stays invisible.

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use lance::io::{ObjectStore, ObjectStoreParams, ObjectStoreRegistry, StorageOptionsAccessor};
+use object_store::ObjectStoreExt;
 
 use crate::error::{Error, Result, StorageContext};
 use std::sync::Arc;
@@ -86,6 +87,52 @@ impl Location {
                 Err(e) => Err(Error::storage(format!("reading {uri}"), e)),
             };
         }
+        let (store, path) = self.store(&uri).await?;
+        // One GET (no HEAD first): a missing object is its NotFound answer.
+        match store.inner.get(&path).await {
+            Ok(found) => {
+                let bytes = found
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::storage(format!("reading {uri}"), e))?;
+                Ok(Some(bytes.to_vec()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(format!("reading {uri}"), e)),
+        }
+    }
+
+    /// The error for a remote root without `config.json`: nothing stored under it (a missing
+    /// bucket or key, like a local path that does not exist), or something that is not a
+    /// dataset. One listing request, made only on this failure path.
+    pub async fn missing_dataset(&self) -> Error {
+        let not_a_dataset = Error::not_a_dataset(format!(
+            "{} is not a SLAF dataset: it has no config.json",
+            self.uri
+        ));
+        if self.local {
+            return not_a_dataset;
+        }
+        let store = match self.store(&self.uri).await {
+            Ok(store) => store,
+            Err(e) => return e,
+        };
+        match store.0.read_dir(store.1).await {
+            Ok(entries) if entries.is_empty() => Error::not_found(format!(
+                "no dataset at {}: nothing is stored under it",
+                self.uri
+            )),
+            Ok(_) => not_a_dataset,
+            Err(e) if e.to_string().contains("NoSuchBucket") => Error::not_found(format!(
+                "no dataset at {}: the bucket does not exist",
+                self.uri
+            )),
+            Err(e) => Error::storage(format!("listing {}", self.uri), e),
+        }
+    }
+
+    /// The object store holding `uri`, and the path of `uri` in it.
+    async fn store(&self, uri: &str) -> Result<(Arc<ObjectStore>, object_store::path::Path)> {
         let params = ObjectStoreParams {
             storage_options_accessor: Some(Arc::new(StorageOptionsAccessor::with_static_options(
                 self.storage_options.clone(),
@@ -93,20 +140,8 @@ impl Location {
             ..Default::default()
         };
         let registry = Arc::new(ObjectStoreRegistry::default());
-        let (store, path) = ObjectStore::from_uri_and_params(registry, &uri, &params)
+        ObjectStore::from_uri_and_params(registry, uri, &params)
             .await
-            .context(|| format!("opening object store for {uri}"))?;
-        if !store
-            .exists(&path)
-            .await
-            .context(|| format!("checking {uri}"))?
-        {
-            return Ok(None);
-        }
-        let bytes = store
-            .read_one_all(&path)
-            .await
-            .context(|| format!("reading {uri}"))?;
-        Ok(Some(bytes.to_vec()))
+            .context(|| format!("opening object store for {uri}"))
     }
 }

@@ -143,6 +143,15 @@ fn tables_are_latest(ds: &Dataset) -> bool {
 /// unchanged on disk: same `config.json` and the same latest Lance version of the expression,
 /// cells and genes tables (remote datasets are opened afresh each time).
 pub fn open_shared(path: &str) -> Result<Arc<SharedDataset>> {
+    open_shared_with(path, HashMap::new())
+}
+
+/// [`open_shared`] with object-store options (endpoint, region, credentials) for a remote
+/// dataset; local datasets ignore them.
+pub fn open_shared_with(
+    path: &str,
+    storage_options: HashMap<String, String>,
+) -> Result<Arc<SharedDataset>> {
     type Cache = Mutex<HashMap<String, (ConfigStamp, Arc<SharedDataset>)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -158,7 +167,7 @@ pub fn open_shared(path: &str) -> Result<Arc<SharedDataset>> {
         }
     }
     let shared = Arc::new(SharedDataset {
-        dataset: Dataset::open(path)?,
+        dataset: Dataset::open_with_options(path, storage_options)?,
         cell_names: OnceLock::new(),
         gene_names: OnceLock::new(),
     });

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use duckdb::core::{DataChunkHandle, Inserter, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
-use slaf::slice::open_shared;
+use slaf::slice::open_shared_with;
 use slaf::Info;
 
 use crate::params::{self, BoxError};
@@ -73,7 +73,9 @@ impl VTab for SlafInfo {
 
     fn bind(bind: &BindInfo) -> Result<InfoBind, BoxError> {
         let path = params::positional_string(bind, 0, "slaf_info: path")?;
-        let info = open_shared(&path)?.dataset().info();
+        let info = open_shared_with(&path, params::named_storage_options(bind)?)?
+            .dataset()
+            .info();
         for (name, col) in columns() {
             let ty = match col {
                 Col::Text(_) => LogicalTypeHandle::from(LogicalTypeId::Varchar),
@@ -121,5 +123,9 @@ impl VTab for SlafInfo {
 
     fn parameters() -> Option<Vec<LogicalTypeHandle>> {
         Some(vec![params::varchar()])
+    }
+
+    fn named_parameters() -> Option<Vec<(String, LogicalTypeHandle)>> {
+        Some(vec![("storage_options".into(), params::varchar_map())])
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use duckdb::core::{DataChunkHandle, Inserter, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
 use slaf::knn::{Embedding, Metric, Neighbours, Search};
-use slaf::slice::{open_shared, SharedDataset};
+use slaf::slice::{open_shared_with, SharedDataset};
 use std::sync::Arc;
 
 use crate::params::{self, BoxError};
@@ -62,7 +62,7 @@ impl VTab for SlafKnn {
             metric,
             exact: params::named_bool(bind, "exact")?.unwrap_or(false),
         };
-        let shared = open_shared(&path)?;
+        let shared = open_shared_with(&path, params::named_storage_options(bind)?)?;
         let hits = shared.dataset().nearest(what, &key, &query, &search)?;
         let axis = match what {
             Embedding::Obsm => "cell",
@@ -124,6 +124,7 @@ impl VTab for SlafKnn {
 
     fn named_parameters() -> Option<Vec<(String, LogicalTypeHandle)>> {
         Some(vec![
+            ("storage_options".into(), params::varchar_map()),
             ("k".into(), params::bigint()),
             ("filter".into(), params::varchar()),
             ("nprobes".into(), params::bigint()),

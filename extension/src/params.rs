@@ -1,5 +1,7 @@
 //! Table-function arguments → core types: selectors, strings, integers.
 
+use std::collections::HashMap;
+
 use duckdb::core::{LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{BindInfo, Value};
 use slaf::Selector;
@@ -18,6 +20,9 @@ pub fn any() -> LogicalTypeHandle {
 }
 pub fn varchar_list() -> LogicalTypeHandle {
     LogicalTypeHandle::list(&varchar())
+}
+pub fn varchar_map() -> LogicalTypeHandle {
+    LogicalTypeHandle::map(&varchar(), &varchar())
 }
 
 fn is_integer(id: LogicalTypeId) -> bool {
@@ -82,6 +87,74 @@ pub fn named_count(bind: &BindInfo, name: &str) -> Result<Option<usize>, BoxErro
 /// An optional BOOLEAN named parameter.
 pub fn named_bool(bind: &BindInfo, name: &str) -> Result<Option<bool>, BoxError> {
     Ok(named(bind, name)?.map(|v| v.to_bool()))
+}
+
+/// `storage_options := MAP {'aws_endpoint': '…', …}`: object-store options (credentials,
+/// endpoint, region) for an `s3://` dataset; empty when absent.
+///
+/// The extension API gives no access to a MAP's entries, only to the value cast to VARCHAR,
+/// which DuckDB writes as `{key=value, key='quoted, value'}` (quoting, with `\'` escapes,
+/// every key or value holding a special character): that text is parsed back here.
+pub fn named_storage_options(bind: &BindInfo) -> Result<HashMap<String, String>, BoxError> {
+    let Some(value) = named(bind, "storage_options")? else {
+        return Ok(HashMap::new());
+    };
+    if value.logical_type_id() != LogicalTypeId::Map {
+        return Err(
+            "storage_options := expects a MAP, e.g. MAP {'aws_region': 'us-east-1'}".into(),
+        );
+    }
+    parse_map_text(&value.to_string())
+        .map_err(|why| format!("storage_options := could not be read: {why}").into())
+}
+
+/// Parses DuckDB's text form of a `MAP(VARCHAR, VARCHAR)`.
+fn parse_map_text(text: &str) -> Result<HashMap<String, String>, String> {
+    let inner = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| format!("{text:?} is not a map"))?;
+    let mut chars = inner.chars().peekable();
+    let mut out = HashMap::new();
+    loop {
+        while chars.next_if(|c| *c == ' ').is_some() {}
+        if chars.peek().is_none() {
+            return Ok(out);
+        }
+        let key = map_item(&mut chars, '=')?;
+        if chars.next() != Some('=') {
+            return Err(format!("no '=' after key {key:?}"));
+        }
+        let value = map_item(&mut chars, ',')?;
+        out.insert(key, value);
+        match chars.next() {
+            None => return Ok(out),
+            Some(',') => {}
+            Some(c) => return Err(format!("unexpected {c:?} after a value")),
+        }
+    }
+}
+
+/// One key or value: `'quoted \' text'` or plain text up to `stop`.
+fn map_item(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    stop: char,
+) -> Result<String, String> {
+    let mut item = String::new();
+    if chars.next_if_eq(&'\'').is_none() {
+        while let Some(c) = chars.next_if(|c| *c != stop) {
+            item.push(c);
+        }
+        return Ok(item.trim_end().to_string());
+    }
+    loop {
+        match chars.next() {
+            None => return Err("an unterminated quoted string".into()),
+            Some('\\') => item.push(chars.next().ok_or("a dangling escape")?),
+            Some('\'') => return Ok(item),
+            Some(c) => item.push(c),
+        }
+    }
 }
 
 /// An optional VARCHAR[] named parameter.
@@ -154,4 +227,24 @@ fn selector(value: &Value, name: &str) -> Result<Selector, BoxError> {
         "{name} := expects a list of names or integer ids, or a 'start:stop[:step]' range; got {id:?}"
     )
     .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_map_text;
+
+    #[test]
+    fn map_text_is_read_back() {
+        let map = parse_map_text(
+            r"{aws_endpoint='http://127.0.0.1:5555', tok='ab=c, d}{\'q', k=v, empty=}",
+        )
+        .unwrap();
+        assert_eq!(map["aws_endpoint"], "http://127.0.0.1:5555");
+        assert_eq!(map["tok"], "ab=c, d}{'q");
+        assert_eq!(map["k"], "v");
+        assert_eq!(map["empty"], "");
+        assert!(parse_map_text("{}").unwrap().is_empty());
+        assert!(parse_map_text("{a='open}").is_err());
+        assert!(parse_map_text("[1, 2]").is_err());
+    }
 }

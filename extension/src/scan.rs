@@ -5,7 +5,7 @@ use duckdb::core::DataChunkHandle;
 use duckdb::core::LogicalTypeHandle;
 use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
 use slaf::scan::{table_of, Scan, ScanTable};
-use slaf::slice::open_shared;
+use slaf::slice::open_shared_with;
 
 use crate::params::{self, BoxError};
 use crate::types::{write_column, Kind};
@@ -36,7 +36,7 @@ impl VTab for SlafScan {
         let table_name = params::positional_string(bind, 1, "slaf_scan: table")?;
         let filter = params::named_string(bind, "filter")?;
         let wanted = params::named_strings(bind, "columns")?;
-        let shared = open_shared(&path)?;
+        let shared = open_shared_with(&path, params::named_storage_options(bind)?)?;
         let table = table_of(shared.dataset(), &table_name)?;
         let schema = table.schema().clone();
         let fields: Vec<&arrow_schema::Field> = match &wanted {
@@ -117,6 +117,7 @@ impl VTab for SlafScan {
 
     fn named_parameters() -> Option<Vec<(String, LogicalTypeHandle)>> {
         Some(vec![
+            ("storage_options".into(), params::varchar_map()),
             ("filter".into(), params::varchar()),
             ("columns".into(), params::varchar_list()),
         ])

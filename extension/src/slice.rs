@@ -3,7 +3,7 @@
 
 use duckdb::core::{DataChunkHandle, Inserter, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
-use slaf::slice::{open_shared, Selection, SliceScan};
+use slaf::slice::{open_shared_with, Selection, SliceScan};
 use slaf::Values;
 
 use crate::params::{self, BoxError};
@@ -42,7 +42,7 @@ impl VTab for SlafSlice {
             gene_filter: params::named_string(bind, "gene_filter")?,
         };
         let layer = params::named_string(bind, "layer")?;
-        let shared = open_shared(&path)?;
+        let shared = open_shared_with(&path, params::named_storage_options(bind)?)?;
         let scan = SliceScan::new(shared, &selection, layer.as_deref())?;
         let value_type = if scan.values_are_f64() {
             LogicalTypeId::Double
@@ -124,6 +124,7 @@ impl VTab for SlafSlice {
 
     fn named_parameters() -> Option<Vec<(String, LogicalTypeHandle)>> {
         Some(vec![
+            ("storage_options".into(), params::varchar_map()),
             ("cells".into(), params::any()),
             ("genes".into(), params::any()),
             ("cell_filter".into(), params::varchar()),

@@ -5,7 +5,7 @@
 
 use duckdb::core::{DataChunkHandle, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
-use slaf::slice::{open_shared, Selection};
+use slaf::slice::{open_shared_with, Selection};
 use slaf::token_scan::{TokenScan, TokenizerSpec};
 
 use crate::params::{self, BoxError};
@@ -44,7 +44,11 @@ impl VTab for SlafTokenize {
             gene_median_file: params::named_string(bind, "gene_medians")?,
             ..TokenizerSpec::default()
         };
-        let scan = TokenScan::new(open_shared(&path)?, &selection, &spec)?;
+        let scan = TokenScan::new(
+            open_shared_with(&path, params::named_storage_options(bind)?)?,
+            &selection,
+            &spec,
+        )?;
         let id = |t| LogicalTypeHandle::from(t);
         bind.add_result_column("cell_integer_id", id(LogicalTypeId::UInteger));
         bind.add_result_column(
@@ -113,6 +117,7 @@ impl VTab for SlafTokenize {
 
     fn named_parameters() -> Option<Vec<(String, LogicalTypeHandle)>> {
         Some(vec![
+            ("storage_options".into(), params::varchar_map()),
             ("tokenizer".into(), params::varchar()),
             ("max_genes".into(), params::bigint()),
             ("vocab_size".into(), params::bigint()),

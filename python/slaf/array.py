@@ -300,13 +300,8 @@ class SLAFArray:
     def _sql(self) -> QueryEngine:
         from slaf.sql import QueryEngine  # DuckDB is imported on first query
 
-        if self._storage_options:
-            raise InvalidArgumentError(
-                "query() is not available on a dataset opened with storage_options: the "
-                "DuckDB extension it runs on opens datasets by path only (credentials come "
-                "from the environment)"
-            )
-        return QueryEngine(self.slaf_path, list(self.config.get("tables", {})), self.shape)
+        tables = list(self.config.get("tables", {}))
+        return QueryEngine(self.slaf_path, tables, self.shape, self._storage_options)
 
     def query(self, sql: str) -> pl.DataFrame:
         """Run a SQL query over the tables ``cells``, ``genes``, ``expression`` (and

@@ -88,6 +88,14 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _storage_options_sql(options: dict[str, str] | None) -> str:
+    """The ``storage_options :=`` argument passing ``options`` to the extension, or ""."""
+    if not options:
+        return ""
+    entries = ", ".join(f"{_sql_string(str(k))}: {_sql_string(str(v))}" for k, v in options.items())
+    return f", storage_options := MAP {{{entries}}}"
+
+
 def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -181,10 +189,18 @@ class QueryEngine:
     True
     """
 
-    def __init__(self, path: str, tables: list[str], shape: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        path: str,
+        tables: list[str],
+        shape: tuple[int, int],
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
         if "://" not in path:
             path = os.path.abspath(path)
         self.path = path
+        #: ``, storage_options := MAP {...}`` for every SLAF table function call (or "")
+        self.options = _storage_options_sql(storage_options)
         self.tables = [t for t in TABLES if t in tables]
         self.shape = shape
         self._lock = threading.Lock()
@@ -234,7 +250,7 @@ class QueryEngine:
         for table in ("cells", "genes"):
             if table not in self.tables:
                 continue
-            scan = f"slaf_scan({_sql_string(self.path)}, {_sql_string(table)})"
+            scan = f"slaf_scan({_sql_string(self.path)}, {_sql_string(table)}{self.options})"
             rows = con.execute(f"SELECT count(*) FROM {scan}").fetchone()[0]
             source = "TABLE" if rows <= _MATERIALIZE_ROWS else "VIEW"
             con.execute(f"DROP {self._kinds.get(table, 'VIEW')} {_identifier(table)}")
@@ -267,7 +283,7 @@ class QueryEngine:
             for table in self.tables:
                 con.execute(
                     f"CREATE VIEW {_identifier(table)} AS SELECT * FROM "
-                    f"slaf_scan({_sql_string(self.path)}, {_sql_string(table)})"
+                    f"slaf_scan({_sql_string(self.path)}, {_sql_string(table)}{self.options})"
                 )
                 self._describe(con, table)
         except duckdb.Error as e:
@@ -592,7 +608,7 @@ class _Pushdown:
                 if lance is not None:
                     (cell_filters if table == "cells" else gene_filters).append(lance)
         n_cells, n_genes = self.engine.shape
-        args = [_sql_string(self.engine.path)]
+        args = [_sql_string(self.engine.path) + self.engine.options]
         restricted = False
         for name, ids, n in (("cells", cells, n_cells), ("genes", genes, n_genes)):
             if ids == _Ids():
@@ -770,7 +786,7 @@ class _Pushdown:
         self._replace(
             node,
             f"(SELECT * FROM slaf_scan({_sql_string(self.engine.path)}, 'layers', "
-            f"filter := {_sql_string(lance)})) AS {_identifier(binding)}",
+            f"filter := {_sql_string(lance)}{self.engine.options})) AS {_identifier(binding)}",
         )
 
     # -- Lance SQL ---------------------------------------------------------------------------
