@@ -1,0 +1,268 @@
+"""Datasets read in place on S3: a real S3 API on loopback (moto_server, started on a free port
+for this module), a generated dataset uploaded to a bucket and read back through each entry
+point (equal to the local read), credentials from options and from the environment, the
+failure cases, and the number of requests an open and a 1,000-cell read make."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anndata as ad
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from slaf import SLAFArray, convert
+from slaf.integrations import read_slaf
+from slaf.ml import SLAFDataLoader
+from slaf.polars import scan_slaf
+
+REPO = Path(__file__).resolve().parents[2]
+EXTENSION = REPO / "python" / "slaf" / "slaf.duckdb_extension"
+MOTO = Path(sys.executable).with_name("moto_server")
+BUCKET = "slaf-test"
+N_CELLS = 3000
+
+pytestmark = pytest.mark.skipif(not MOTO.exists(), reason="moto_server is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Moto:
+    """A moto_server process; its request log counts what reached the S3 API."""
+
+    def __init__(self, root: Path) -> None:
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = root / "moto.log"
+        self._out = self.log.open("w")
+        self.process = subprocess.Popen(
+            [str(MOTO), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("moto_server did not start")
+
+    @property
+    def options(self) -> dict[str, str]:
+        return {
+            "aws_endpoint": self.endpoint,
+            "aws_allow_http": "true",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+            "aws_region": "us-east-1",
+        }
+
+    def requests(self) -> list[str]:
+        """`METHOD /path` of every request so far."""
+        time.sleep(0.2)  # the server writes its log line after answering
+        # Lines look like `127.0.0.1 - - [date] "GET /bucket/key HTTP/1.1" 200 -`, the request
+        # coloured by status with ANSI codes.
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text()).splitlines()
+        return [line.split('"')[1].split(" HTTP")[0] for line in lines if ' "' in line]
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self._out.close()
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """moto_server with a generated dataset (3,000 cells, obs, obsm, a layer) under
+    ``s3://slaf-test/d.slaf``, and the same dataset on local disk."""
+    import boto3
+
+    root = tmp_path_factory.mktemp("s3")
+    rng = np.random.default_rng(3)
+    n, g = N_CELLS, 60
+    x = sp.random(n, g, density=0.15, format="csr", random_state=rng, dtype=np.float32)
+    x.data = np.ceil(x.data * 20).astype(np.float32)
+    adata = ad.AnnData(
+        X=x,
+        obs=pd.DataFrame(
+            {"cell_type": pd.Categorical(rng.choice(["T", "B", "NK"], n)), "n": rng.random(n)},
+            index=[f"c{i}" for i in range(n)],
+        ),
+        var=pd.DataFrame(index=[f"g{j}" for j in range(g)]),
+    )
+    adata.obsm["X_emb"] = rng.normal(size=(n, 8)).astype(np.float32)
+    adata.layers["half"] = (x * 0.5).tocsr()
+    adata.write_h5ad(root / "src.h5ad")
+    local = root / "d.slaf"
+    convert(root / "src.h5ad", local, rows_per_fragment=150_000)
+    moto = Moto(root)
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto.endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    for file in local.rglob("*"):
+        if file.is_file() and not file.name.startswith("."):
+            client.upload_file(str(file), BUCKET, f"d.slaf/{file.relative_to(local)}")
+    try:
+        yield {"moto": moto, "local": local, "uri": f"s3://{BUCKET}/d.slaf", "root": root}
+    finally:
+        moto.close()
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+    con.execute(f"LOAD '{EXTENSION}'")
+    return con
+
+
+def _map(options: dict[str, str]) -> str:
+    return "MAP {" + ", ".join(f"'{k}': '{v}'" for k, v in options.items()) + "}"
+
+
+def test_slaf_array_reads_equal_the_local_dataset(s3: dict) -> None:
+    remote = SLAFArray(s3["uri"], storage_options=s3["moto"].options)
+    local = SLAFArray(s3["local"])
+    assert remote.shape == local.shape and remote.nnz == local.nnz
+    assert remote.obs.equals(local.obs) and remote.var.equals(local.var)
+    cells = np.random.default_rng(0).choice(N_CELLS, 200, replace=False)
+    a = remote.get_submatrix(cells, slice(5, 40), format="csr")
+    b = local.get_submatrix(cells, slice(5, 40), format="csr")
+    assert (a != b).nnz == 0
+    np.testing.assert_array_equal(remote.obsm["X_emb"], local.obsm["X_emb"])
+    assert (remote.layers["half"] != local.layers["half"]).nnz == 0
+    hits = remote.nearest_cells(local.obsm["X_emb"][:3], k=4)
+    assert hits.equals(local.nearest_cells(local.obsm["X_emb"][:3], k=4))
+
+
+def test_read_slaf_query_and_polars_equal_the_local_dataset(s3: dict) -> None:
+    options = s3["moto"].options
+    lazy = read_slaf(s3["uri"], storage_options=options)
+    view = lazy[lazy.obs.cell_type == "B", :][:50]
+    expected = read_slaf(s3["local"])
+    expected_view = expected[expected.obs.cell_type == "B", :][:50]
+    assert (view.X.compute() != expected_view.X.compute()).nnz == 0
+    sql = (
+        "SELECT c.cell_type, count(*) AS n, sum(e.value) AS total FROM expression e "
+        "JOIN cells c USING (cell_integer_id) WHERE c.n < 0.5 GROUP BY 1 ORDER BY 1"
+    )
+    remote = SLAFArray(s3["uri"], storage_options=options)
+    assert remote.query(sql).equals(SLAFArray(s3["local"]).query(sql))
+    frame = scan_slaf(s3["uri"], "cells_x", storage_options=options).head(20).collect()
+    assert frame.equals(scan_slaf(s3["local"], "cells_x").head(20).collect())
+
+
+def test_loader_batches_equal_the_local_dataset(s3: dict) -> None:
+    def first_batches(data: SLAFArray) -> list:
+        loader = SLAFDataLoader(data, tokenizer_type="geneformer", batch_size=64, max_genes=32)
+        loader.set_epoch(0)
+        out = []
+        for i, batch in enumerate(loader):
+            out.append((batch["cell_ids"].tolist(), batch["input_ids"].tolist()))
+            if i == 3:
+                break
+        return out
+
+    remote = SLAFArray(s3["uri"], storage_options=s3["moto"].options)
+    assert first_batches(remote) == first_batches(SLAFArray(s3["local"]))
+
+
+def test_duckdb_functions_with_storage_options_and_environment(
+    s3: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri, local, opts = s3["uri"], s3["local"], _map(s3["moto"].options)
+    con = _connect()
+    queries = [
+        "SELECT n_cells, nnz FROM slaf_info('{p}'{o})",
+        "SELECT count(*), sum(value) FROM slaf_scan('{p}', 'expression'{o})",
+        "SELECT * FROM slaf_slice('{p}', cells := '100:140', genes := [1, 7]{o}) ORDER BY ALL",
+        "SELECT cell_integer_id, input_ids FROM slaf_tokenize('{p}', tokenizer := 'geneformer', "
+        "max_genes := 16, cells := '0:30'{o}) ORDER BY 1",
+        "SELECT cell_id FROM slaf_knn('{p}', 'obsm', 'X_emb', [0, 0, 0, 0, 0, 0, 0, 0], k := 3{o})",
+    ]
+    for sql in queries:
+        remote = con.execute(sql.format(p=uri, o=f", storage_options := {opts}")).fetchall()
+        assert remote == con.execute(sql.format(p=local, o="")).fetchall(), sql
+    # The standard AWS variables, as users have them set.
+    env = {
+        "AWS_ENDPOINT_URL": s3["moto"].endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert _connect().execute(queries[0].format(p=uri, o="")).fetchall() == [
+        (N_CELLS, SLAFArray(local).nnz)
+    ]
+    cli = subprocess.run(
+        [sys.executable, "-m", "slaf.cli", "info", uri],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+    assert cli.returncode == 0 and f"{N_CELLS} cells" in cli.stdout, cli.stderr
+
+
+def test_failures_name_the_uri_and_never_hang(s3: dict) -> None:
+    options = s3["moto"].options
+    with pytest.raises(FileNotFoundError, match=r"s3://no-such-bucket/d\.slaf: the bucket does"):
+        SLAFArray("s3://no-such-bucket/d.slaf", storage_options=options)
+    with pytest.raises(FileNotFoundError, match=r"s3://slaf-test/nothing\.slaf: nothing is stored"):
+        SLAFArray(f"s3://{BUCKET}/nothing.slaf", storage_options=options)
+    with pytest.raises(ValueError, match=r"d\.slaf/cells\.lance is not a SLAF dataset"):
+        SLAFArray(f"{s3['uri']}/cells.lance", storage_options=options)
+    closed = {**options, "aws_endpoint": f"http://127.0.0.1:{_free_port()}"}
+    started = time.monotonic()
+    with pytest.raises(OSError, match=r"s3://slaf-test/d\.slaf/config\.json"):
+        SLAFArray(s3["uri"], storage_options=closed)
+    assert time.monotonic() - started < 30
+    con = _connect()
+    with pytest.raises(duckdb.Error, match="the bucket does not exist"):
+        con.execute(
+            f"SELECT * FROM slaf_info('s3://no-such-bucket/x.slaf', storage_options := "
+            f"{_map(options)})"
+        ).fetchall()
+    # Writes go to local directories only, for now: refused before anything is written.
+    with pytest.raises(ValueError, match="writes local directories only"):
+        convert(s3["root"] / "src.h5ad", f"s3://{BUCKET}/new.slaf")
+    assert not any(r.startswith("PUT") and "new.slaf" in r for r in s3["moto"].requests())
+
+
+def test_an_open_and_a_1000_cell_read_make_few_requests(s3: dict) -> None:
+    moto = s3["moto"]
+    before = len(moto.requests())
+    data = SLAFArray(s3["uri"], storage_options=moto.options)
+    opened = moto.requests()[before:]
+    # config.json, then each table's manifest (Lance sizes it, then reads it).
+    assert opened[0] == f"GET /{BUCKET}/d.slaf/config.json"
+    assert len(opened) == 7, opened
+    cells = np.sort(np.random.default_rng(1).choice(N_CELLS, 1000, replace=False))
+    before = len(moto.requests())
+    x = data.get_submatrix(cells, format="csr")
+    read = moto.requests()[before:]
+    assert x.shape[0] == 1000
+    print(f"open: {len(opened)} requests; 1,000 random cells: {len(read)} requests")
+    # Coalesced ranges, not one request per cell.
+    assert len(read) <= 40, read
+    assert all(r.startswith("GET") for r in read)
