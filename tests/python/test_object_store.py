@@ -6,8 +6,6 @@ failure cases, and the number of requests an open and a 1,000-cell read make."""
 from __future__ import annotations
 
 import os
-import re
-import socket
 import subprocess
 import sys
 import time
@@ -26,73 +24,24 @@ from slaf.integrations import read_slaf
 from slaf.ml import SLAFDataLoader
 from slaf.polars import scan_slaf
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benches"))
+from moto_s3 import MOTO_SERVER, MotoS3, free_port
+
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION = REPO / "python" / "slaf" / "slaf.duckdb_extension"
-MOTO = Path(sys.executable).with_name("moto_server")
 BUCKET = "slaf-test"
 N_CELLS = 3000
-
-pytestmark = pytest.mark.skipif(not MOTO.exists(), reason="moto_server is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Moto:
-    """A moto_server process; its request log counts what reached the S3 API."""
-
-    def __init__(self, root: Path) -> None:
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log = root / "moto.log"
-        self._out = self.log.open("w")
-        self.process = subprocess.Popen(
-            [str(MOTO), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("moto_server did not start")
-
-    @property
-    def options(self) -> dict[str, str]:
-        return {
-            "aws_endpoint": self.endpoint,
-            "aws_allow_http": "true",
-            "aws_access_key_id": "testing",
-            "aws_secret_access_key": "testing",
-            "aws_region": "us-east-1",
-        }
-
-    def requests(self) -> list[str]:
-        """`METHOD /path` of every request so far."""
-        time.sleep(0.2)  # the server writes its log line after answering
-        # Lines look like `127.0.0.1 - - [date] "GET /bucket/key HTTP/1.1" 200 -`, the request
-        # coloured by status with ANSI codes.
-        lines = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text()).splitlines()
-        return [line.split('"')[1].split(" HTTP")[0] for line in lines if ' "' in line]
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        self._out.close()
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """moto_server with a generated dataset (3,000 cells, obs, obsm, a layer) under
     ``s3://slaf-test/d.slaf``, and the same dataset on local disk."""
-    import boto3
-
+    if not MOTO_SERVER.exists():
+        missing = f"moto_server is not installed ({MOTO_SERVER}; moto[server] in requirements.txt)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     root = tmp_path_factory.mktemp("s3")
     rng = np.random.default_rng(3)
     n, g = N_CELLS, 60
@@ -110,23 +59,11 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     adata.layers["half"] = (x * 0.5).tocsr()
     adata.write_h5ad(root / "src.h5ad")
     local = root / "d.slaf"
-    convert(root / "src.h5ad", local, rows_per_fragment=150_000)
-    moto = Moto(root)
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    for file in local.rglob("*"):
-        if file.is_file() and not file.name.startswith("."):
-            client.upload_file(str(file), BUCKET, f"d.slaf/{file.relative_to(local)}")
-    try:
-        yield {"moto": moto, "local": local, "uri": f"s3://{BUCKET}/d.slaf", "root": root}
-    finally:
-        moto.close()
+    convert(root / "src.h5ad", local)
+    with MotoS3(root) as moto:
+        moto.create_bucket(BUCKET)
+        uri = moto.upload(local, BUCKET, "d.slaf")
+        yield {"moto": moto, "local": local, "uri": uri, "root": root}
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -203,13 +140,7 @@ def test_duckdb_functions_with_storage_options_and_environment(
         remote = con.execute(sql.format(p=uri, o=f", storage_options := {opts}")).fetchall()
         assert remote == con.execute(sql.format(p=local, o="")).fetchall(), sql
     # The standard AWS variables, as users have them set.
-    env = {
-        "AWS_ENDPOINT_URL": s3["moto"].endpoint,
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-    }
+    env = s3["moto"].environment
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert _connect().execute(queries[0].format(p=uri, o="")).fetchall() == [
@@ -232,7 +163,7 @@ def test_failures_name_the_uri_and_never_hang(s3: dict) -> None:
         SLAFArray(f"s3://{BUCKET}/nothing.slaf", storage_options=options)
     with pytest.raises(ValueError, match=r"d\.slaf/cells\.lance is not a SLAF dataset"):
         SLAFArray(f"{s3['uri']}/cells.lance", storage_options=options)
-    closed = {**options, "aws_endpoint": f"http://127.0.0.1:{_free_port()}"}
+    closed = {**options, "aws_endpoint": f"http://127.0.0.1:{free_port()}"}
     started = time.monotonic()
     with pytest.raises(OSError, match=r"s3://slaf-test/d\.slaf/config\.json"):
         SLAFArray(s3["uri"], storage_options=closed)
