@@ -228,9 +228,10 @@ class QueryEngine:
 
     def _config_state(self) -> tuple[int, int, int] | None:
         """What identifies the committed state of a local dataset: config.json's inode, size
-        and modification time (every commit replaces the file)."""
+        and modification time (every commit replaces the file). A remote dataset is the
+        snapshot its ``SLAFArray`` opened: one state for the engine's life."""
         if "://" in self.path:
-            return None
+            return (0, 0, 0)
         try:
             st = os.stat(os.path.join(self.path, "config.json"))
         except OSError:
@@ -238,10 +239,10 @@ class QueryEngine:
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _refresh_annotations(self) -> None:
-        """``cells`` and ``genes`` of a local dataset as DuckDB tables in memory, so that
-        metadata queries run at DuckDB's own speed instead of re-reading Lance each time; made
-        again when a commit changes config.json. A table above ``_MATERIALIZE_ROWS`` rows, and
-        any remote dataset, stays a view over ``slaf_scan``."""
+        """``cells`` and ``genes`` as DuckDB tables in memory, so that metadata queries run at
+        DuckDB's own speed instead of re-reading Lance (or the object store) each time; made
+        again when a commit changes a local dataset's config.json. A table above
+        ``_MATERIALIZE_ROWS`` rows stays a view over ``slaf_scan``."""
         assert self._database is not None
         state = self._config_state()
         if state is None or state == self._materialized_state:
