@@ -132,7 +132,10 @@ impl Location {
     }
 
     /// The object store holding `uri`, and the path of `uri` in it.
-    async fn store(&self, uri: &str) -> Result<(Arc<ObjectStore>, object_store::path::Path)> {
+    pub(crate) async fn store(
+        &self,
+        uri: &str,
+    ) -> Result<(Arc<ObjectStore>, object_store::path::Path)> {
         let params = ObjectStoreParams {
             storage_options_accessor: Some(Arc::new(StorageOptionsAccessor::with_static_options(
                 self.storage_options.clone(),

@@ -49,6 +49,7 @@ fn create(path: &str, n: usize) {
             layers: vec![],
             overwrite: false,
             rows_per_fragment: None,
+            storage_options: Default::default(),
         },
     )
     .unwrap();

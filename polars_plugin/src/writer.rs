@@ -3,6 +3,8 @@
 //! place; annotation tables arrive as any object with `__arrow_c_stream__` (pyarrow, polars).
 //! The GIL is released while the core encodes and writes.
 
+use std::collections::HashMap;
+
 use arrow::array::{make_array, Array, ArrayRef};
 use arrow::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
@@ -142,7 +144,7 @@ type PairwiseKey<'py> = (
 impl NativeWriter {
     /// Starts a new dataset.
     #[staticmethod]
-    #[pyo3(signature = (path, n_cells, n_genes, value_type, layers, overwrite=false, rows_per_fragment=None))]
+    #[pyo3(signature = (path, n_cells, n_genes, value_type, layers, overwrite=false, rows_per_fragment=None, storage_options=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -153,6 +155,7 @@ impl NativeWriter {
         layers: Vec<String>,
         overwrite: bool,
         rows_per_fragment: Option<usize>,
+        storage_options: Option<HashMap<String, String>>,
     ) -> PyResult<Self> {
         let value_type = ValueType::parse(value_type).py_err()?;
         let spec = NewDataset {
@@ -162,6 +165,7 @@ impl NativeWriter {
             layers,
             overwrite,
             rows_per_fragment,
+            storage_options: storage_options.unwrap_or_default(),
         };
         let inner = py.detach(|| Writer::create(&path, spec)).py_err()?;
         Ok(Self {

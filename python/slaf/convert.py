@@ -1060,6 +1060,7 @@ def convert(
     progress: bool = False,
     rows_per_fragment: int | None = None,
     allow_nonfinite: bool = False,
+    storage_options: dict[str, str] | None = None,
 ) -> str:
     """Convert h5ad / 10x inputs into one SLAF dataset.
 
@@ -1069,7 +1070,9 @@ def convert(
         One input path or several; several must have the same genes in the same order, and
         their cells are concatenated in the order given.
     output
-        The dataset directory to create.
+        The dataset directory to create, or an object-store URI (``s3://bucket/name.slaf``):
+        the dataset is then staged in the temporary folder and uploaded, config.json last, so
+        that an interrupted conversion leaves nothing that opens as a dataset.
     input_format
         ``"h5ad"``, ``"10x_mtx"`` or ``"10x_h5"``; detected from each path when omitted.
     chunk_size
@@ -1085,6 +1088,9 @@ def convert(
     allow_nonfinite
         Store NaN and ±inf values of X (and float64 values beyond float32's range, as ±inf)
         with a warning, instead of refusing the input.
+    storage_options
+        Object-store options (credentials, endpoint, region) for an ``s3://`` output; the
+        standard AWS variables are used otherwise.
 
     Returns
     -------
@@ -1100,7 +1106,8 @@ def convert(
         An input does not exist.
     """
     out = os.fspath(output)
-    if os.path.lexists(out):
+    # An object-store output is checked (and replaced) by the writer itself.
+    if "://" not in out and os.path.lexists(out):
         if not overwrite:
             raise InvalidArgumentError(
                 f"{out} already exists; pass overwrite=True (--overwrite) to replace it"
@@ -1132,6 +1139,7 @@ def convert(
                 list(dict.fromkeys(name for s in sources for name in s.layers)),
                 overwrite,
                 rows_per_fragment,
+                storage_options,
             )
             try:
                 _write(writer, sources, chunk_size, progress, prepare, allow_nonfinite)
@@ -1189,6 +1197,11 @@ def append(
         ``existing``.
     """
     target = os.fspath(existing)
+    if "://" in target and not target.startswith("file://"):
+        raise InvalidArgumentError(
+            f"cannot append to {target}: appending to a dataset on object storage is not "
+            "supported yet (the writer appends to local directories only)"
+        )
     if not os.path.isdir(target):
         raise DatasetNotFoundError(f"no dataset at {target}: the path does not exist")
     with _opened(inputs, input_format, chunk_size, target) as sources:

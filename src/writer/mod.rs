@@ -15,7 +15,7 @@
 //! # fn batch() -> arrow_array::RecordBatch { unimplemented!() }
 //! let mut w = Writer::create("out.slaf", NewDataset {
 //!     n_cells: 2, n_genes: 3, value_type: ValueType::UInt16, layers: vec![],
-//!     overwrite: false, rows_per_fragment: None,
+//!     overwrite: false, rows_per_fragment: None, storage_options: Default::default(),
 //! })?;
 //! w.write_genes(&batch())?;            // gene_id + var columns
 //! w.begin_source("in.h5ad", 2);
@@ -40,6 +40,7 @@ mod sink;
 mod staging;
 mod tables;
 pub(crate) mod update;
+mod upload;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -91,6 +92,8 @@ pub struct NewDataset {
     pub overwrite: bool,
     /// Rows per expression/layers fragment (default [`DEFAULT_ROWS_PER_FRAGMENT`]).
     pub rows_per_fragment: Option<usize>,
+    /// Object-store options (credentials, endpoint) for an `s3://` target.
+    pub storage_options: std::collections::HashMap<String, String>,
 }
 
 /// Which pairwise table: obsp (`cellsxcells`) or varp (`genesxgenes`).
@@ -191,8 +194,12 @@ impl Writer {
                 "a layer cannot be named like an id column",
             ));
         }
-        let staging = Staging::create(path, spec.overwrite)?;
-        let notes = leftovers::clean(staging.target());
+        let staging = Staging::create(path, spec.overwrite, spec.storage_options.clone())?;
+        let notes = if staging.is_remote() {
+            Vec::new()
+        } else {
+            leftovers::clean(staging.target())
+        };
         let dir = staging.dir().to_path_buf();
         let ids = IdTypes::for_shape(spec.n_cells, spec.n_genes);
         let mut table_paths = BTreeMap::new();

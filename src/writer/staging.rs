@@ -1,15 +1,22 @@
 //! Where a new dataset is written before it becomes visible: a hidden sibling directory that is
 //! renamed onto the target only once everything (config.json last) is written. A failed or
 //! killed conversion therefore never leaves a directory at the target that looks like a
-//! dataset. (Appends need no staging: they commit new table versions in place.)
+//! dataset. An object-store target (`s3://…`) is staged in the temporary folder and uploaded,
+//! config.json last (see `upload`). (Appends need no staging: they commit new table versions
+//! in place.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+
 use super::lock::DatasetLock;
 use super::replace::{check_replaceable, resolve};
+use super::upload::{self, Existing};
 use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::runtime::block_on;
 
 /// A hidden sibling of `target` named after it and this process (see `leftovers`).
 fn sibling(target: &Path, what: &str) -> Result<PathBuf> {
@@ -29,8 +36,10 @@ fn sibling(target: &Path, what: &str) -> Result<PathBuf> {
 pub(crate) struct Staging {
     /// The path as the user gave it (for messages).
     shown: String,
-    /// Where the dataset goes, symlinks resolved.
+    /// Where the dataset goes, symlinks resolved (for a remote target: the staging folder).
     target: PathBuf,
+    /// An object-store target, and whether a dataset there is replaced.
+    remote: Option<(Location, bool)>,
     dir: PathBuf,
     done: bool,
 }
@@ -38,11 +47,13 @@ pub(crate) struct Staging {
 impl Staging {
     /// Stages a new dataset. `target` must not exist unless `overwrite`, and then only a SLAF
     /// dataset may be there.
-    pub fn create(target: &str, overwrite: bool) -> Result<Self> {
+    pub fn create(
+        target: &str,
+        overwrite: bool,
+        storage_options: HashMap<String, String>,
+    ) -> Result<Self> {
         if target.contains("://") && !target.starts_with("file://") {
-            return Err(Error::invalid_argument(format!(
-                "cannot write to {target}: the writer writes local directories only"
-            )));
+            return Self::create_remote(target, overwrite, storage_options);
         }
         let shown = target.to_string();
         let local = target.strip_prefix("file://").unwrap_or(target);
@@ -68,9 +79,56 @@ impl Staging {
         Ok(Self {
             shown,
             target,
+            remote: None,
             dir,
             done: false,
         })
+    }
+
+    /// Stages a dataset for the object-store URI `target` in the temporary folder.
+    fn create_remote(
+        target: &str,
+        overwrite: bool,
+        storage_options: HashMap<String, String>,
+    ) -> Result<Self> {
+        let location = Location::parse(target, storage_options)?;
+        let replace = match block_on(upload::existing(&location))? {
+            Existing::Nothing => false,
+            Existing::Dataset if overwrite => true,
+            Existing::Dataset => {
+                return Err(Error::invalid_argument(format!(
+                    "{target} already exists; pass overwrite=True (--overwrite) to replace it"
+                )))
+            }
+            Existing::Other => {
+                return Err(Error::invalid_argument(format!(
+                    "{target} holds objects but no config.json: it is not a SLAF dataset, and \
+                     is not replaced"
+                )))
+            }
+        };
+        let dir = sibling(&std::env::temp_dir().join("slaf-upload"), "writing")?;
+        std::fs::create_dir(&dir).map_err(|e| {
+            Error::storage(
+                format!(
+                    "creating a staging folder for {target} in {}",
+                    dir.display()
+                ),
+                e,
+            )
+        })?;
+        Ok(Self {
+            shown: target.to_string(),
+            target: dir.clone(),
+            remote: Some((location, replace)),
+            dir,
+            done: false,
+        })
+    }
+
+    /// Whether the target is on an object store.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
     }
 
     /// The staging directory.
@@ -86,7 +144,10 @@ impl Staging {
     /// `e` naming the user's path instead of the hidden staging directory.
     pub fn in_user_terms(&self, e: Error) -> Error {
         let dir = self.dir.to_string_lossy().into_owned();
-        let target = self.target.to_string_lossy().into_owned();
+        let target = match &self.remote {
+            Some((location, _)) => location.uri().to_string(),
+            None => self.target.to_string_lossy().into_owned(),
+        };
         e.map_message(|m| m.replace(&dir, &target))
     }
 
@@ -94,6 +155,11 @@ impl Staging {
     /// its writer lock (so no append is halfway through it) and then removed; if removing it
     /// fails, the next write here removes it (see `leftovers`).
     pub fn publish(mut self) -> Result<()> {
+        if let Some((location, replace)) = &self.remote {
+            block_on(upload::publish(&self.dir, location, *replace))?;
+            // `done` stays false: dropping removes the local staging folder.
+            return Ok(());
+        }
         let shown = self.shown.clone();
         let io = |what: String, e: std::io::Error| Error::storage(what, e);
         if self.target.exists() {
@@ -157,7 +223,8 @@ mod tests {
         let root = std::env::temp_dir().join(format!("slaf-staging-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap();
         let target = root.join("out.slaf");
-        let staging = Staging::create(&target.to_string_lossy(), false).unwrap();
+        let staging =
+            Staging::create(&target.to_string_lossy(), false, Default::default()).unwrap();
         let hidden = staging.dir().join("cells.lance");
         let e = Error::invalid_argument(format!("writing table 'cells' at {}", hidden.display()));
         let shown = staging.in_user_terms(e);

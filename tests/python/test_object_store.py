@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 import scipy.sparse as sp
 
 from slaf import SLAFArray, convert
+from slaf.convert import append
 from slaf.integrations import read_slaf
 from slaf.ml import SLAFDataLoader
 from slaf.polars import scan_slaf
@@ -174,10 +176,84 @@ def test_failures_name_the_uri_and_never_hang(s3: dict) -> None:
             f"SELECT * FROM slaf_info('s3://no-such-bucket/x.slaf', storage_options := "
             f"{_map(options)})"
         ).fetchall()
-    # Writes go to local directories only, for now: refused before anything is written.
-    with pytest.raises(ValueError, match="writes local directories only"):
-        convert(s3["root"] / "src.h5ad", f"s3://{BUCKET}/new.slaf")
-    assert not any(r.startswith("PUT") and "new.slaf" in r for r in s3["moto"].requests())
+    # Appending to a dataset on object storage is not built: refused before anything is written.
+    before = len(s3["moto"].requests())
+    with pytest.raises(ValueError, match="appending to a dataset on object storage is not"):
+        append(s3["root"] / "src.h5ad", s3["uri"])
+    assert s3["moto"].requests()[before:] == []
+
+
+def _keys(s3: dict, prefix: str) -> list[str]:
+    listed = s3["moto"].client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def _options(s3: dict) -> dict:
+    return {"storage_options": s3["moto"].options}
+
+
+def _staging_folders() -> list[str]:
+    return [p for p in os.listdir(tempfile.gettempdir()) if p.startswith(".slaf-upload")]
+
+
+def test_convert_to_s3_then_replace(s3: dict) -> None:
+    options = s3["moto"].options
+    uri = f"s3://{BUCKET}/converted.slaf"
+    assert convert(s3["root"] / "src.h5ad", uri, storage_options=options) == uri
+    written = SLAFArray(uri, storage_options=options)
+    local = SLAFArray(s3["local"])
+    assert written.shape == local.shape and written.obs.equals(local.obs)
+    x = written.get_submatrix(slice(0, 500), format="csr")
+    assert (x != local.get_submatrix(slice(0, 500), format="csr")).nnz == 0
+    np.testing.assert_array_equal(written.obsm["X_emb"], local.obsm["X_emb"])
+    # config.json went up last.
+    puts = [r for r in s3["moto"].requests() if r.startswith("PUT") and "converted.slaf" in r]
+    assert puts[-1] == f"PUT /{BUCKET}/converted.slaf/config.json"
+    with pytest.raises(ValueError, match="already exists; pass overwrite=True"):
+        convert(s3["root"] / "src.h5ad", uri, storage_options=options)
+    small = ad.read_h5ad(s3["root"] / "src.h5ad")[:40].copy()
+    small.write_h5ad(s3["root"] / "small.h5ad")
+    convert(s3["root"] / "small.h5ad", uri, storage_options=options, overwrite=True)
+    assert SLAFArray(uri, storage_options=options).shape == (40, 60)
+    # The old dataset's files are gone, not left beside the new ones.
+    assert len(_keys(s3, "converted.slaf/")) < len(_keys(s3, "d.slaf/")) + 5
+    assert _staging_folders() == []
+
+
+def test_a_failed_conversion_to_s3_leaves_nothing(s3: dict) -> None:
+    bad = ad.read_h5ad(s3["root"] / "src.h5ad")[:100].copy()
+    bad.X = bad.X.toarray()
+    bad.X[60, 3] = np.nan  # refused (allow_nonfinite=False) after the first cells are written
+    bad.write_h5ad(s3["root"] / "bad.h5ad")
+    uri = f"s3://{BUCKET}/failed.slaf"
+    with pytest.raises(ValueError, match="NaN"):
+        convert(s3["root"] / "bad.h5ad", uri, storage_options=s3["moto"].options, chunk_size=50)
+    assert _keys(s3, "failed.slaf/") == []
+    assert _staging_folders() == []
+    with pytest.raises(FileNotFoundError):
+        SLAFArray(uri, storage_options=s3["moto"].options)
+    # A bucket that does not exist: the upload fails, and says where.
+    with pytest.raises(OSError, match=r"s3://no-such-bucket/x\.slaf"):
+        convert(
+            s3["root"] / "bad.h5ad",
+            "s3://no-such-bucket/x.slaf",
+            storage_options=s3["moto"].options,
+        )
+    assert _staging_folders() == []
+
+
+def test_cli_converts_to_s3_with_aws_variables(s3: dict) -> None:
+    uri = f"s3://{BUCKET}/cli.slaf"
+    env = {**os.environ, **s3["moto"].environment}
+    done = subprocess.run(
+        [sys.executable, "-m", "slaf.cli", "convert", str(s3["root"] / "src.h5ad"), uri],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"wrote {uri}"
+    assert SLAFArray(uri, storage_options=s3["moto"].options).shape == (N_CELLS, 60)
 
 
 def test_an_open_and_a_1000_cell_read_make_few_requests(s3: dict) -> None:
