@@ -18,6 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: The AWS variable each storage option corresponds to.
+_VARIABLES = {
+    "aws_endpoint": "AWS_ENDPOINT_URL",
+    "aws_allow_http": "AWS_ALLOW_HTTP",
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_region": "AWS_REGION",
+}
+
 #: The moto_server script installed next to this interpreter.
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
 
@@ -84,14 +93,8 @@ class MotoS3:
 
     @property
     def environment(self) -> dict[str, str]:
-        """The standard AWS variables that reach this server."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ALLOW_HTTP": "true",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-        }
+        """The standard AWS variables that reach this server (the same as ``options``)."""
+        return {_VARIABLES[key]: value for key, value in self.options.items()}
 
     def create_bucket(self, bucket: str) -> None:
         self.client.create_bucket(Bucket=bucket)
