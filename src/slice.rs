@@ -32,6 +32,7 @@ use crate::axis::{self, AxisColumns, CELLS, GENES};
 use crate::columns::{extend_ids, to_strings, Values};
 use crate::dataset::Dataset;
 use crate::error::{Error, ErrorKind, Result};
+use crate::location::Location;
 use crate::runtime::block_on;
 use crate::scan::{table_of, Scan};
 use crate::selection::{Resolved, Selector};
@@ -139,9 +140,10 @@ fn tables_are_latest(ds: &Dataset) -> bool {
         })
 }
 
-/// Opens `path`, reusing the process's earlier open of the same local dataset while it is
-/// unchanged on disk: same `config.json` and the same latest Lance version of the expression,
-/// cells and genes tables (remote datasets are opened afresh each time).
+/// Opens `path`, reusing the process's earlier open of the same dataset while it is unchanged:
+/// for a local dataset, the same `config.json` and the same latest Lance version of the
+/// expression, cells and genes tables; for a remote one, the same `config.json` bytes, when it
+/// pins the tables' versions (otherwise it is opened afresh each time).
 pub fn open_shared(path: &str) -> Result<Arc<SharedDataset>> {
     open_shared_with(path, HashMap::new())
 }
@@ -152,16 +154,19 @@ pub fn open_shared_with(
     path: &str,
     storage_options: HashMap<String, String>,
 ) -> Result<Arc<SharedDataset>> {
-    type Cache = Mutex<HashMap<String, (ConfigStamp, Arc<SharedDataset>)>>;
+    type Cache = Mutex<HashMap<String, (Stamp, Arc<SharedDataset>)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
+    let mut options: Vec<_> = storage_options.iter().collect();
+    options.sort();
+    let key = format!("{path}\n{options:?}");
     // Taken before opening: a write racing with the open leaves a stamp older than what was
     // opened, so the next call reopens rather than keeping stale tables.
-    let stamp = config_stamp(path);
+    let stamp = stamp(path, &storage_options);
     if let Some(stamp) = &stamp {
-        let cached = lock(cache).get(path).cloned();
+        let cached = lock(cache).get(&key).cloned();
         if let Some((cached_stamp, ds)) = cached {
-            if cached_stamp == *stamp && tables_are_latest(ds.dataset()) {
+            if cached_stamp == *stamp && stamp.still_describes(ds.dataset()) {
                 return Ok(ds);
             }
         }
@@ -172,9 +177,43 @@ pub fn open_shared_with(
         gene_names: OnceLock::new(),
     });
     if let Some(stamp) = stamp {
-        lock(cache).insert(path.to_string(), (stamp, shared.clone()));
+        lock(cache).insert(key, (stamp, shared.clone()));
     }
     Ok(shared)
+}
+
+/// What identifies the state a dataset was opened in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stamp {
+    /// A local dataset: config.json's file identity.
+    Local(ConfigStamp),
+    /// A remote one: config.json's bytes (one request, instead of the seven of an open).
+    Remote(Vec<u8>),
+}
+
+impl Stamp {
+    /// Whether an open made under an equal stamp still shows the dataset as it is: a local
+    /// dataset's tables may gain versions without config.json changing; a remote dataset's
+    /// config.json fixes its tables when it pins their versions (every writer of ours does).
+    fn still_describes(&self, ds: &Dataset) -> bool {
+        match self {
+            Self::Local(_) => tables_are_latest(ds),
+            Self::Remote(_) => ["expression", "cells", "genes"]
+                .iter()
+                .all(|role| ds.config().table_version(role).is_some()),
+        }
+    }
+}
+
+fn stamp(path: &str, storage_options: &HashMap<String, String>) -> Option<Stamp> {
+    let location = Location::parse(path, storage_options.clone()).ok()?;
+    if location.is_local() {
+        return config_stamp(path).map(Stamp::Local);
+    }
+    block_on(location.read_optional("config.json"))
+        .ok()
+        .flatten()
+        .map(Stamp::Remote)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -141,6 +141,10 @@ def test_duckdb_functions_with_storage_options_and_environment(
     for sql in queries:
         remote = con.execute(sql.format(p=uri, o=f", storage_options := {opts}")).fetchall()
         assert remote == con.execute(sql.format(p=local, o="")).fetchall(), sql
+    # An unchanged remote dataset is not opened again: one request for its config.json.
+    before = len(s3["moto"].requests())
+    con.execute(queries[0].format(p=uri, o=f", storage_options := {opts}")).fetchall()
+    assert s3["moto"].requests()[before:] == [f"GET /{BUCKET}/d.slaf/config.json"]
     # The standard AWS variables, as users have them set.
     env = s3["moto"].environment
     for key, value in env.items():
