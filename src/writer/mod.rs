@@ -195,11 +195,7 @@ impl Writer {
             ));
         }
         let staging = Staging::create(path, spec.overwrite, spec.storage_options.clone())?;
-        let notes = if staging.is_remote() {
-            Vec::new()
-        } else {
-            leftovers::clean(staging.target())
-        };
+        let notes = leftovers::clean(staging.target());
         let dir = staging.dir().to_path_buf();
         let ids = IdTypes::for_shape(spec.n_cells, spec.n_genes);
         let mut table_paths = BTreeMap::new();

@@ -5,11 +5,10 @@
 //! config.json last (see `upload`). (Appends need no staging: they commit new table versions
 //! in place.)
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use std::collections::HashMap;
 
 use super::lock::DatasetLock;
 use super::replace::{check_replaceable, resolve};
@@ -36,10 +35,12 @@ fn sibling(target: &Path, what: &str) -> Result<PathBuf> {
 pub(crate) struct Staging {
     /// The path as the user gave it (for messages).
     shown: String,
-    /// Where the dataset goes, symlinks resolved (for a remote target: the staging folder).
+    /// Where the dataset goes, symlinks resolved. For a remote target, `slaf-upload` in the
+    /// temporary folder: the staging folders are its siblings, so that a killed upload's
+    /// folder is removed by the next one (see `leftovers`).
     target: PathBuf,
-    /// An object-store target, and whether a dataset there is replaced.
-    remote: Option<(Location, bool)>,
+    /// An object-store target (nothing is stored there yet).
+    remote: Option<Location>,
     dir: PathBuf,
     done: bool,
 }
@@ -92,9 +93,16 @@ impl Staging {
         storage_options: HashMap<String, String>,
     ) -> Result<Self> {
         let location = Location::parse(target, storage_options)?;
-        let replace = match block_on(upload::existing(&location))? {
-            Existing::Nothing => false,
-            Existing::Dataset if overwrite => true,
+        match block_on(upload::existing(&location))? {
+            Existing::Nothing => {}
+            // Replacing in place would remove the old dataset before the new one is complete
+            // (an object store cannot swap prefixes): refused rather than risked.
+            Existing::Dataset if overwrite => {
+                return Err(Error::invalid_argument(format!(
+                    "{target} already exists, and replacing a dataset on object storage is not \
+                     supported yet: remove it first (e.g. aws s3 rm --recursive {target})"
+                )))
+            }
             Existing::Dataset => {
                 return Err(Error::invalid_argument(format!(
                     "{target} already exists; pass overwrite=True (--overwrite) to replace it"
@@ -106,8 +114,9 @@ impl Staging {
                      is not replaced"
                 )))
             }
-        };
-        let dir = sibling(&std::env::temp_dir().join("slaf-upload"), "writing")?;
+        }
+        let uploads = std::env::temp_dir().join("slaf-upload");
+        let dir = sibling(&uploads, "writing")?;
         std::fs::create_dir(&dir).map_err(|e| {
             Error::storage(
                 format!(
@@ -119,16 +128,11 @@ impl Staging {
         })?;
         Ok(Self {
             shown: target.to_string(),
-            target: dir.clone(),
-            remote: Some((location, replace)),
+            target: uploads,
+            remote: Some(location),
             dir,
             done: false,
         })
-    }
-
-    /// Whether the target is on an object store.
-    pub fn is_remote(&self) -> bool {
-        self.remote.is_some()
     }
 
     /// The staging directory.
@@ -145,7 +149,7 @@ impl Staging {
     pub fn in_user_terms(&self, e: Error) -> Error {
         let dir = self.dir.to_string_lossy().into_owned();
         let target = match &self.remote {
-            Some((location, _)) => location.uri().to_string(),
+            Some(location) => location.uri().to_string(),
             None => self.target.to_string_lossy().into_owned(),
         };
         e.map_message(|m| m.replace(&dir, &target))
@@ -155,8 +159,8 @@ impl Staging {
     /// its writer lock (so no append is halfway through it) and then removed; if removing it
     /// fails, the next write here removes it (see `leftovers`).
     pub fn publish(mut self) -> Result<()> {
-        if let Some((location, replace)) = &self.remote {
-            block_on(upload::publish(&self.dir, location, *replace))?;
+        if let Some(location) = &self.remote {
+            block_on(upload::publish(&self.dir, location)).map_err(|e| self.in_user_terms(e))?;
             // `done` stays false: dropping removes the local staging folder.
             return Ok(());
         }

@@ -1,7 +1,6 @@
-//! Publishing a dataset staged on local disk to an object store (`s3://…`): every file is
-//! uploaded, `config.json` last, so the prefix holds a dataset only once all of it is there. A
-//! dataset being replaced loses its config.json first: readers see the old dataset, then none,
-//! then the new one, never a mix.
+//! Publishing a dataset staged on local disk to an empty prefix of an object store
+//! (`s3://…`): every file is uploaded, `config.json` last, so the prefix holds a dataset only
+//! once all of it is there.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -107,25 +106,11 @@ async fn upload_file(
     Ok(())
 }
 
-/// Uploads the dataset staged in `dir` to `location`, replacing what is there (a dataset, when
-/// `replace`), config.json last. On failure, what was uploaded is removed (best effort): the
-/// prefix never holds a config.json without the tables it names.
-pub(crate) async fn publish(dir: &Path, location: &Location, replace: bool) -> Result<()> {
+/// Uploads the dataset staged in `dir` to `location` (where nothing is stored), config.json
+/// last. On failure, what was uploaded is removed (best effort): the prefix never holds a
+/// config.json without the tables it names.
+pub(crate) async fn publish(dir: &Path, location: &Location) -> Result<()> {
     let (store, root) = location.store(location.uri()).await?;
-    let shown = location.uri();
-    if replace {
-        // The old dataset stops being one before any of its files goes.
-        let config = root.clone().join("config.json");
-        store
-            .inner
-            .delete(&config)
-            .await
-            .map_err(|e| Error::storage(format!("removing the old {shown}/config.json"), e))?;
-        store
-            .remove_dir_all(root.clone())
-            .await
-            .map_err(|e| Error::storage(format!("removing the old dataset at {shown}"), e))?;
-    }
     let destination = |file: &Path| -> Result<StorePath> {
         let relative = file.strip_prefix(dir).map_err(|_| {
             Error::invalid_argument(format!("{} is outside the staging folder", file.display()))
@@ -157,9 +142,8 @@ pub(crate) async fn publish(dir: &Path, location: &Location, replace: bool) -> R
         },
         Err(e) => Err(e),
     };
-    if let Err(e) = committed {
+    if committed.is_err() {
         let _ = store.remove_dir_all(root).await;
-        return Err(e.map_message(|m| format!("writing {shown}: {m}")));
     }
-    Ok(())
+    committed
 }
