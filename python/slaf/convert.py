@@ -1106,7 +1106,7 @@ def convert(
         An input does not exist.
     """
     out = os.fspath(output)
-    # An object-store output is checked (and replaced) by the writer itself.
+    # An object-store output is checked by the writer itself.
     if "://" not in out and os.path.lexists(out):
         if not overwrite:
             raise InvalidArgumentError(

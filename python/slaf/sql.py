@@ -31,7 +31,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,8 @@ class QueryEngine:
         self.path = path
         #: ``, storage_options := MAP {...}`` for every SLAF table function call (or "")
         self.options = _storage_options_sql(storage_options)
+        #: option values (credentials) kept out of plans and error messages
+        self._secrets = [v for v in (storage_options or {}).values() if len(str(v)) >= 4]
         self.tables = [t for t in TABLES if t in tables]
         self.shape = shape
         self._lock = threading.Lock()
@@ -289,7 +291,7 @@ class QueryEngine:
                 self._describe(con, table)
         except duckdb.Error as e:
             con.close()
-            raise _translate(e, self.tables) from None
+            raise _translate(e, self.tables, self._redact) from None
         return con
 
     # -- public ----------------------------------------------------------------------------
@@ -325,7 +327,7 @@ class QueryEngine:
             error: duckdb.Error | None = None
             for text, is_pushed in attempts:
                 try:
-                    return Plan(text, is_pushed, list(literals)), execute(text)
+                    return Plan(self._redact(text), is_pushed, list(literals)), execute(text)
                 except duckdb.Error as e:
                     # A pushed read that fails (where the plain query may not) falls back.
                     error = e
@@ -338,7 +340,13 @@ class QueryEngine:
             ):
                 literals.append(name)
                 continue
-            raise _translate(error, self.tables) from None
+            raise _translate(error, self.tables, self._redact) from None
+
+    def _redact(self, text: str) -> str:
+        """``text`` with the storage options' values (credentials) replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(str(secret), "***")
+        return text
 
     def _parse(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> dict:
         text = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchall()[0][0]
@@ -421,8 +429,10 @@ def _unbound_name(error: duckdb.Error) -> str | None:
     return match.group(1).replace('""', '"') if match else None
 
 
-def _translate(error: duckdb.Error, tables: list[str]) -> Exception:
-    message = str(error).strip()
+def _translate(
+    error: duckdb.Error, tables: list[str], redact: Callable[[str], str] = str
+) -> Exception:
+    message = redact(str(error).strip())
     if isinstance(error, duckdb.IOException):
         return StorageError(message)
     if isinstance(error, duckdb.CatalogException) and "Table with name" in message:

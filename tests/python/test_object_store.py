@@ -106,6 +106,12 @@ def test_read_slaf_query_and_polars_equal_the_local_dataset(s3: dict) -> None:
     )
     remote = SLAFArray(s3["uri"], storage_options=options)
     assert remote.query(sql).equals(SLAFArray(s3["local"]).query(sql))
+    # Credentials stay out of what users print: plans and error messages.
+    plan = remote.explain_query("SELECT * FROM expression WHERE cell_integer_id = 3")
+    assert plan.pushed and "storage_options" in plan.sql and "testing" not in plan.sql
+    with pytest.raises(ValueError) as error:
+        remote.query("SELECT nope FROM cells")
+    assert "testing" not in str(error.value)
     frame = scan_slaf(s3["uri"], "cells_x", storage_options=options).head(20).collect()
     assert frame.equals(scan_slaf(s3["local"], "cells_x").head(20).collect())
 
