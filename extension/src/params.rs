@@ -113,7 +113,7 @@ fn parse_map_text(text: &str) -> Result<HashMap<String, String>, String> {
     let inner = text
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))
-        .ok_or_else(|| format!("{text:?} is not a map"))?;
+        .ok_or("its text is not a map")?;
     let mut chars = inner.chars().peekable();
     let mut out = HashMap::new();
     loop {
