@@ -28,6 +28,11 @@ const GENE_COLUMN: &str = "gene_integer_id";
 const VALUE_COLUMN: &str = "value";
 const START_INDEX_COLUMN: &str = "cell_start_index";
 
+/// On an object store, read ranges averaging at least this many rows are long runs ...
+const BULK_MIN_RUN_ROWS: u64 = 1 << 14;
+/// ... read with nearby reads merged up to this gap (a few large requests).
+const BULK_BLOCK_BYTES: usize = 4 << 20;
+
 /// A SLAF dataset opened for reading.
 pub struct Dataset {
     location: Location,
@@ -40,6 +45,9 @@ pub struct Dataset {
     cell_names: OnceLock<HashMap<String, u32>>,
     gene_names: OnceLock<HashMap<String, u32>>,
     vector_indexes: OnceLock<Vec<VectorIndex>>,
+    /// The expression table for long sequential reads of a remote dataset (see
+    /// `expression_for`).
+    bulk_expression: OnceLock<Table>,
 }
 
 /// The distinct ids of a selection, ascending (the order rows are stored in).
@@ -137,6 +145,7 @@ impl Dataset {
             cell_names: OnceLock::new(),
             gene_names: OnceLock::new(),
             vector_indexes: OnceLock::new(),
+            bulk_expression: OnceLock::new(),
         })
     }
 
@@ -260,8 +269,7 @@ impl Dataset {
 
     /// [`Dataset::submatrix`] for already resolved selections.
     pub fn submatrix_resolved(&self, cells: &Resolved, genes: &Resolved) -> Result<Csr> {
-        let start_index = self.start_index()?;
-        let rows = block_on(self.read_cell_rows(start_index, unique_sorted(cells)))?;
+        let rows = self.cell_rows(unique_sorted(cells))?;
         matrix::assemble(&rows, cells, genes, self.config.n_genes)
     }
 
@@ -269,8 +277,7 @@ impl Dataset {
     /// values)`, genes ascending within a row. Rows stored in gene order, as they are written,
     /// are returned as read (no copy); others are put in order.
     pub fn cell_entries(&self, cells: Vec<u32>) -> Result<(Vec<i64>, Vec<u32>, Values)> {
-        let start_index = self.start_index()?;
-        let rows = block_on(self.read_cell_rows(start_index, cells))?;
+        let rows = self.cell_rows(cells)?;
         let n_genes = self.config.n_genes;
         let in_order = rows.offsets.windows(2).all(|range| {
             let row = &rows.genes[range[0]..range[1]];
@@ -295,13 +302,11 @@ impl Dataset {
     }
 
     /// Reads gene ids and values of `cells` (ascending, unique) through their row ranges.
-    async fn read_cell_rows(&self, start_index: &StartIndex, cells: Vec<u32>) -> Result<CellRows> {
-        let (ranges, offsets) = start_index.ranges_of(&cells);
+    fn cell_rows(&self, cells: Vec<u32>) -> Result<CellRows> {
+        let (ranges, offsets) = self.start_index()?.ranges_of(&cells);
         let total = *offsets.last().expect("offsets start with 0");
-        let batches = self
-            .expression
-            .read_ranges(&ranges, &[GENE_COLUMN, VALUE_COLUMN])
-            .await?;
+        let table = self.expression_for(&ranges)?;
+        let batches = block_on(table.read_ranges(&ranges, &[GENE_COLUMN, VALUE_COLUMN]))?;
         let mut genes = Vec::with_capacity(total);
         let mut values = Values::for_type(
             self.expression.require_column(VALUE_COLUMN)?,
@@ -322,6 +327,32 @@ impl Dataset {
             offsets,
             genes,
             values,
+        })
+    }
+
+    /// The expression table to read `ranges` (row ranges, ascending) through. On an object
+    /// store, long runs of consecutive rows (a loader's window, a block of X) go through a
+    /// second handle whose reads of one file closer than [`BULK_BLOCK_BYTES`] are merged into
+    /// one request (Lance's `block_size`): a few large requests instead of one per page and
+    /// column. Sparse selections keep the plain table, since merging would read the gaps
+    /// between their cells; so does a dataset opened with its own `block_size`.
+    fn expression_for(&self, ranges: &[std::ops::Range<u64>]) -> Result<&Table> {
+        let rows: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        let long_runs = !ranges.is_empty() && rows / ranges.len() as u64 >= BULK_MIN_RUN_ROWS;
+        let options = self.location.storage_options();
+        if self.location.is_local() || !long_runs || options.contains_key("block_size") {
+            return Ok(&self.expression);
+        }
+        get_or_try_init(&self.bulk_expression, || {
+            let mut options = options.clone();
+            options.insert("block_size".into(), BULK_BLOCK_BYTES.to_string());
+            let location = Location::parse(self.location.uri(), options)?;
+            block_on(Table::open(
+                &location,
+                "expression",
+                &self.config.tables["expression"],
+                Some(self.expression.version()),
+            ))
         })
     }
 
