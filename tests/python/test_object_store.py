@@ -280,6 +280,12 @@ def test_an_open_and_a_1000_cell_read_make_few_requests(s3: dict) -> None:
     read = moto.requests()[before:]
     assert x.shape[0] == 1000
     print(f"open: {len(opened)} requests; 1,000 random cells: {len(read)} requests")
+    # A block of consecutive cells (as a loader window or X's blocks read them) goes through
+    # merged reads: a handful of requests.
+    before = len(moto.requests())
+    block = data.get_submatrix(slice(0, N_CELLS), format="csr")
+    assert (block != SLAFArray(s3["local"]).get_submatrix(slice(0, N_CELLS), format="csr")).nnz == 0
+    assert len(moto.requests()[before:]) <= 6, moto.requests()[before:]
     # Coalesced ranges, not one request per cell.
     assert len(read) <= 40, read
     assert all(r.startswith("GET") for r in read)
