@@ -40,7 +40,6 @@ import math
 import os
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -865,25 +864,22 @@ def _open(path: PathLike, input_format: str | None, scratch: Path | None) -> _So
 
 
 class _Progress:
-    """A one-line progress report on stderr."""
+    """A progress bar on stderr (cells done, rate, time left), shown only when asked for."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.done = total, enabled, 0
-        self.start = time.monotonic()
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total, unit=" cells", unit_scale=True, disable=not enabled, file=sys.stderr
+        )
 
     def update(self, n: int, label: str) -> None:
-        self.done += n
-        if self.enabled:
-            pct = 100.0 * self.done / max(1, self.total)
-            rate = self.done / max(1e-9, time.monotonic() - self.start)
-            sys.stderr.write(
-                f"\r{label}: {self.done:,}/{self.total:,} cells ({pct:5.1f}%, {rate:,.0f} cells/s)"
-            )
-            sys.stderr.flush()
+        if self.bar.desc != label:
+            self.bar.set_description_str(label, refresh=False)
+        self.bar.update(n)
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        self.bar.close()
 
 
 def _coo_parts(m: Any) -> tuple[Any, Any, Any]:
