@@ -872,9 +872,11 @@ class _Progress:
         self.bar = tqdm(
             total=total, unit=" cells", unit_scale=True, disable=not enabled, file=sys.stderr
         )
+        self.label = ""
 
     def update(self, n: int, label: str) -> None:
-        if self.bar.desc != label:
+        if label != self.label:
+            self.label = label
             self.bar.set_description_str(label, refresh=False)
         self.bar.update(n)
 
