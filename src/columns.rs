@@ -132,6 +132,18 @@ impl Values {
         self.len() == 0
     }
 
+    /// Keeps only the values in `range`, in place.
+    pub(crate) fn keep(&mut self, range: std::ops::Range<usize>) {
+        fn keep<T>(v: &mut Vec<T>, range: std::ops::Range<usize>) {
+            v.truncate(range.end);
+            v.drain(..range.start);
+        }
+        match self {
+            Values::F32(v) => keep(v, range),
+            Values::F64(v) => keep(v, range),
+        }
+    }
+
     /// `true` where the value is not zero.
     pub(crate) fn nonzero_mask(&self) -> Vec<bool> {
         match self {

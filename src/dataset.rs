@@ -270,7 +270,7 @@ impl Dataset {
     /// [`Dataset::submatrix`] for already resolved selections.
     pub fn submatrix_resolved(&self, cells: &Resolved, genes: &Resolved) -> Result<Csr> {
         let rows = self.cell_rows(unique_sorted(cells))?;
-        matrix::assemble(&rows, cells, genes, self.config.n_genes)
+        matrix::assemble(rows, cells, genes, self.config.n_genes)
     }
 
     /// The stored X entries of `cells` (ascending, unique) as CSR rows `(indptr, genes,
@@ -291,7 +291,7 @@ impl Dataset {
             return Ok((indptr, rows.genes, rows.values));
         }
         let order = Resolved::Ids(rows.cells.clone());
-        Ok(matrix::assemble(&rows, &order, &Resolved::All(n_genes), n_genes)?.into_entries())
+        Ok(matrix::assemble(rows, &order, &Resolved::All(n_genes), n_genes)?.into_entries())
     }
 
     /// The expression table's rows of `cells` (ascending, unique), `columns` projected, read
@@ -373,7 +373,7 @@ impl Dataset {
             ))
         })?;
         let rows = block_on(layers.read(name, unique_sorted(&cells)))?;
-        matrix::assemble(&rows, &cells, &genes, self.config.n_genes)
+        matrix::assemble(rows, &cells, &genes, self.config.n_genes)
     }
 
     /// obsm keys with their widths.

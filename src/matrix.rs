@@ -40,6 +40,7 @@ pub struct Dense {
 
 /// The stored rows of a set of cells: for `cells[k]` (ascending, unique), entries
 /// `offsets[k]..offsets[k + 1]` of `genes` / `values`, in storage order.
+#[cfg_attr(test, derive(Clone))]
 pub(crate) struct CellRows {
     pub cells: Vec<u32>,
     pub offsets: Vec<usize>,
@@ -78,24 +79,31 @@ impl GeneMap {
 
 /// Builds the CSR of `cell_order` × `genes` from the rows read for the selected cells.
 pub(crate) fn assemble(
-    rows: &CellRows,
+    rows: CellRows,
     cell_order: &Resolved,
     genes: &Resolved,
     n_genes: usize,
 ) -> Result<Csr> {
+    let n_rows = cell_order.len();
+    // The cells asked for are the cells read, in the same order (all cells, or a range).
+    let as_read =
+        rows.cells.len() == n_rows && (0..n_rows).all(|i| cell_order.id(i) == rows.cells[i]);
+    if matches!(genes, Resolved::All(_)) && as_read {
+        return assemble_whole_rows(rows, n_genes);
+    }
     let map = GeneMap::new(genes, n_genes);
     let (indptr, indices, data) = match &rows.values {
         Values::F32(v) => {
-            let (p, i, d) = assemble_typed(rows, v, cell_order, genes, &map, n_genes)?;
+            let (p, i, d) = assemble_typed(&rows, v, cell_order, genes, &map, n_genes)?;
             (p, i, Values::F32(d))
         }
         Values::F64(v) => {
-            let (p, i, d) = assemble_typed(rows, v, cell_order, genes, &map, n_genes)?;
+            let (p, i, d) = assemble_typed(&rows, v, cell_order, genes, &map, n_genes)?;
             (p, i, Values::F64(d))
         }
     };
     Ok(Csr {
-        n_rows: cell_order.len(),
+        n_rows,
         n_cols: genes.len(),
         indptr,
         indices,
@@ -114,12 +122,6 @@ fn assemble_typed<T: Copy + Send + Sync>(
     n_genes: usize,
 ) -> Result<Parts<T>> {
     let n_rows = cell_order.len();
-    // The cells asked for are the cells read, in the same order (all cells, or a range).
-    let as_read =
-        rows.cells.len() == n_rows && (0..n_rows).all(|i| cell_order.id(i) == rows.cells[i]);
-    if matches!(map, GeneMap::Identity) && as_read {
-        return assemble_whole_rows(rows, values, n_genes);
-    }
     let estimate = match map {
         GeneMap::Identity => rows.genes.len(),
         GeneMap::Lookup { .. } => rows.genes.len() / 4,
@@ -193,42 +195,82 @@ fn assemble_typed<T: Copy + Send + Sync>(
     Ok((indptr, indices, data))
 }
 
-/// Every gene of every cell read, cells in order: the stored rows are the CSR rows. They are
-/// converted in parallel blocks, and only rows stored out of gene order are sorted; the checks
-/// are those of `assemble_typed` (genes in range, none stored twice for a cell).
-fn assemble_whole_rows<T: Copy + Send + Sync>(
-    rows: &CellRows,
-    values: &[T],
-    n_genes: usize,
-) -> Result<Parts<T>> {
-    let (Some(&base), Some(&end)) = (rows.offsets.first(), rows.offsets.last()) else {
-        return Ok((vec![0], Vec::new(), Vec::new())); // no cells read
+/// Every gene of every cell read, cells in order: the stored rows are the CSR rows, and the
+/// buffers read become the CSR's (gene ids turned into column indices in place, values moved;
+/// no copy, no new allocation). One parallel pass checks them as `assemble_typed` does (genes
+/// in range, none stored twice for a cell); only rows stored out of gene order are sorted.
+fn assemble_whole_rows(rows: CellRows, n_genes: usize) -> Result<Csr> {
+    let CellRows {
+        cells,
+        offsets,
+        mut genes,
+        mut values,
+    } = rows;
+    let (Some(&base), Some(&end)) = (offsets.first(), offsets.last()) else {
+        // No cells read.
+        return Ok(Csr {
+            n_rows: 0,
+            n_cols: n_genes,
+            indptr: vec![0],
+            indices: Vec::new(),
+            data: values,
+        });
     };
-    let (genes, values) = (&rows.genes[base..end], &values[base..end]);
-    let row_of = |entry: usize| rows.offsets.partition_point(|&o| o <= base + entry) - 1;
-    if let Some(at) = genes.par_iter().position_any(|&g| g as usize >= n_genes) {
-        let cell = rows.cells[row_of(at)];
-        return Err(Error::corrupt(format!(
-            "table 'expression': a row of cell {cell} has gene_integer_id {}, but there are only {n_genes} genes",
-            genes[at]
-        )));
-    }
-    let mut indices: Vec<i32> = Vec::with_capacity(genes.len());
-    genes
-        .par_iter()
-        .map(|&g| g as i32)
-        .collect_into_vec(&mut indices);
-    let mut data: Vec<T> = Vec::with_capacity(values.len());
-    values.par_iter().copied().collect_into_vec(&mut data);
-    let indptr: Vec<i64> = rows.offsets.iter().map(|&o| (o - base) as i64).collect();
+    genes.truncate(end);
+    genes.drain(..base);
+    values.keep(base..end);
+    let indptr: Vec<i64> = offsets.iter().map(|&o| (o - base) as i64).collect();
     let span = |r: usize| indptr[r] as usize..indptr[r + 1] as usize;
-    let unsorted: Vec<usize> = (0..rows.cells.len())
+    // Per row: a gene beyond the axis, or whether the row is stored out of gene order.
+    let checked: Vec<Result<bool, u32>> = (0..cells.len())
         .into_par_iter()
-        .filter(|&r| indices[span(r)].windows(2).any(|p| p[0] >= p[1]))
+        .map(|r| {
+            let row = &genes[span(r)];
+            if let Some(&gene) = row.iter().find(|&&g| g as usize >= n_genes) {
+                return Err(gene);
+            }
+            Ok(row.windows(2).any(|p| p[0] >= p[1]))
+        })
         .collect();
+    let mut unsorted = Vec::new();
+    for (r, status) in checked.into_iter().enumerate() {
+        match status {
+            Err(gene) => {
+                return Err(Error::corrupt(format!(
+                    "table 'expression': a row of cell {} has gene_integer_id {gene}, but there are only {n_genes} genes",
+                    cells[r]
+                )))
+            }
+            Ok(true) => unsorted.push(r),
+            Ok(false) => {}
+        }
+    }
+    // Same size and alignment: collected into the same allocation.
+    let mut indices: Vec<i32> = genes.into_iter().map(|g| g as i32).collect();
+    match &mut values {
+        Values::F32(data) => sort_rows(&unsorted, &indptr, &mut indices, data, &cells)?,
+        Values::F64(data) => sort_rows(&unsorted, &indptr, &mut indices, data, &cells)?,
+    }
+    Ok(Csr {
+        n_rows: cells.len(),
+        n_cols: n_genes,
+        indptr,
+        indices,
+        data: values,
+    })
+}
+
+/// Sorts rows `unsorted` of a CSR by column; a column twice in a row is damage.
+fn sort_rows<T: Copy>(
+    unsorted: &[usize],
+    indptr: &[i64],
+    indices: &mut [i32],
+    data: &mut [T],
+    cells: &[u32],
+) -> Result<()> {
     let mut scratch = Vec::new();
-    for r in unsorted {
-        let row = span(r);
+    for &r in unsorted {
+        let row = indptr[r] as usize..indptr[r + 1] as usize;
         sort_row(
             &mut indices[row.clone()],
             &mut data[row.clone()],
@@ -237,11 +279,11 @@ fn assemble_whole_rows<T: Copy + Send + Sync>(
         if let Some(pair) = indices[row].windows(2).find(|p| p[0] == p[1]) {
             return Err(Error::corrupt(format!(
                 "table 'expression' stores gene_integer_id {} more than once for cell {}",
-                pair[0], rows.cells[r]
+                pair[0], cells[r]
             )));
         }
     }
-    Ok((indptr, indices, data))
+    Ok(())
 }
 
 fn sort_row<T: Copy>(indices: &mut [i32], data: &mut [T], scratch: &mut Vec<(i32, T)>) {
@@ -304,7 +346,7 @@ mod tests {
 
     #[test]
     fn all_cells_all_genes() {
-        let csr = assemble(&rows(), &Resolved::All(3), &Resolved::All(4), 4).unwrap();
+        let csr = assemble(rows(), &Resolved::All(3), &Resolved::All(4), 4).unwrap();
         assert_eq!(csr.indptr, vec![0, 2, 2, 4]);
         assert_eq!(csr.indices, vec![0, 2, 1, 3]);
         assert_eq!(csr.data, Values::F32(vec![1.0, 2.0, 3.0, 4.0]));
@@ -314,7 +356,7 @@ mod tests {
     fn reordered_and_repeated_selections() {
         let cells = Resolved::Ids(vec![2, 0, 2]);
         let genes = Resolved::Ids(vec![3, 0, 1, 3]);
-        let csr = assemble(&rows(), &cells, &genes, 4).unwrap();
+        let csr = assemble(rows(), &cells, &genes, 4).unwrap();
         assert_eq!((csr.n_rows, csr.n_cols), (3, 4));
         assert_eq!(csr.indptr, vec![0, 3, 4, 7]);
         // Cell 2: gene 3 → cols 0 and 3, gene 1 → col 2; sorted by column.
@@ -327,7 +369,7 @@ mod tests {
 
     #[test]
     fn gene_ids_beyond_the_axis_are_reported() {
-        let err = assemble(&rows(), &Resolved::All(3), &Resolved::All(3), 3).unwrap_err();
+        let err = assemble(rows(), &Resolved::All(3), &Resolved::All(3), 3).unwrap_err();
         assert!(err.message().contains("gene_integer_id 3"));
         assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
     }
@@ -337,7 +379,7 @@ mod tests {
         let mut bad = rows();
         bad.genes = vec![2, 2, 1, 3];
         for genes in [Resolved::All(4), Resolved::Ids(vec![2, 1])] {
-            let err = assemble(&bad, &Resolved::All(3), &genes, 4).unwrap_err();
+            let err = assemble(bad.clone(), &Resolved::All(3), &genes, 4).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
             assert_eq!(
                 err.message(),
@@ -348,7 +390,7 @@ mod tests {
         // Unsorted but distinct genes are fine (slafdb stores them so).
         let mut unsorted = rows();
         unsorted.genes = vec![2, 0, 3, 1];
-        let csr = assemble(&unsorted, &Resolved::All(3), &Resolved::All(4), 4).unwrap();
+        let csr = assemble(unsorted, &Resolved::All(3), &Resolved::All(4), 4).unwrap();
         assert_eq!(csr.indices, vec![0, 2, 1, 3]);
     }
 
