@@ -6,7 +6,7 @@ use std::path::Path;
 use lance::io::{ObjectStore, ObjectStoreParams, ObjectStoreRegistry, StorageOptionsAccessor};
 use object_store::ObjectStoreExt;
 
-use crate::error::{Error, Result, StorageContext};
+use crate::error::{Error, ErrorKind, Result, StorageContext};
 use std::sync::Arc;
 
 /// A dataset root. Local paths are made absolute; URIs (`s3://…`, `gs://…`, `file://…`) are kept.
@@ -98,6 +98,14 @@ impl Location {
                 Ok(Some(bytes.to_vec()))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
+            // The AWS SDK's message is a page of debug output: say what to do instead.
+            Err(e) if e.to_string().contains("Failed to get AWS credentials") => Err(Error::new(
+                ErrorKind::Storage,
+                format!(
+                    "reading {uri}: no AWS credentials were found (set AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass them in storage_options)"
+                ),
+            )),
             Err(e) => Err(Error::storage(format!("reading {uri}"), e)),
         }
     }

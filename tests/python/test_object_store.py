@@ -167,6 +167,33 @@ def test_duckdb_functions_with_storage_options_and_environment(
     assert cli.returncode == 0 and f"{N_CELLS} cells" in cli.stdout, cli.stderr
 
 
+def test_credentials_from_a_profile_or_a_clear_error(s3: dict, tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[lab]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+        "AWS_ENDPOINT_URL": s3["moto"].endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_REGION": "us-east-1",
+        "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+    def info(profile: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "slaf.cli", "info", s3["uri"]]
+        env_now = env | {"AWS_PROFILE": profile}
+        return subprocess.run(command, capture_output=True, text=True, env=env_now, timeout=120)
+
+    assert info("lab").returncode == 0
+    missing = info("missing")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"slaf: error: reading {s3['uri']}/config.json: no AWS credentials were found (set "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass them in "
+        "storage_options)"
+    )
+
+
 def test_failures_name_the_uri_and_never_hang(s3: dict) -> None:
     options = s3["moto"].options
     with pytest.raises(FileNotFoundError, match=r"s3://no-such-bucket/d\.slaf: the bucket does"):
