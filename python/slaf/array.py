@@ -550,12 +550,16 @@ class SLAFArray:
             "metric": metric,
             "exact": exact,
         }
-        names = [genes] if isinstance(genes, str) else genes
-        by_name = isinstance(names, (list, tuple)) and all(isinstance(g, str) for g in names)
-        if not by_name:
-            return knn.nearest_to_vectors(self, "varm", genes, k, key, columns, options)
+        # Names: a string, or any list / array / pandas Index of strings.
+        if isinstance(genes, str):
+            names = [genes]
+        else:
+            array = np.asarray(genes)
+            names = [str(g) for g in array.ravel()] if array.dtype.kind in "US" else []
+            if array.dtype.kind == "O" and all(isinstance(g, str) for g in array.ravel()):
+                names = list(array.ravel())
         if not names:
-            raise InvalidArgumentError("no genes were given")
+            return knn.nearest_to_vectors(self, "varm", genes, k, key, columns, options)
         key, _width = knn.resolve_key(self, key, "varm")
         own = np.frombuffer(self._native.resolve_genes(to_native(list(names), "gene")), np.uint32)
         queries = np.ascontiguousarray(self.varm[key][own], dtype=np.float32)

@@ -243,6 +243,8 @@ def test_nearest_genes_by_name_leaves_the_gene_out(clustered: dict) -> None:
         truth, _ = _brute(vectors, vectors[own][None], "l2", 5)
         expected = [f"g{i}" for i in truth[0] if i != own][:4]
         assert hits.filter(hits["query"] == name)["gene_id"].to_list() == expected
+    as_index = data.nearest_genes(pd.Index(["g3", "g7"]), k=4, key="G")
+    assert as_index.equals(hits)
     by_vector = data.nearest_genes(vectors[3], k=1)
     assert by_vector["gene_id"].to_list() == ["g3"]
 
