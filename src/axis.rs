@@ -55,8 +55,12 @@ pub(crate) fn annotation_columns(table: &Table, axis: AxisColumns) -> Vec<String
 
 /// Embedding columns (obsm/varm keys) with their widths.
 pub(crate) fn embedding_columns(table: &Table) -> Vec<(String, usize)> {
-    table
-        .schema()
+    embedding_fields(table.schema())
+}
+
+/// The embedding columns of `schema`, with their widths.
+pub(crate) fn embedding_fields(schema: &arrow_schema::Schema) -> Vec<(String, usize)> {
+    schema
         .fields()
         .iter()
         .filter_map(|f| match f.data_type() {

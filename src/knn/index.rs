@@ -4,6 +4,7 @@
 //! a new table version, and config.json is replaced to name it, under the writer lock, as
 //! every other change is. slafdb reads the table's columns and never sees the index.
 
+use arrow_schema::Schema as ArrowSchema;
 use lance::index::vector::VectorIndexParams;
 use lance::index::DatasetIndexExt;
 use lance::Dataset as LanceTable;
@@ -14,7 +15,7 @@ use lance_index::vector::sq::builder::SQBuildParams;
 use lance_index::IndexType;
 use serde_json::Value;
 
-use super::{Embedding, Metric};
+use super::{embedding_width, Embedding, Metric};
 use crate::axis::is_embedding;
 use crate::error::{Error, Result};
 use crate::runtime::block_on;
@@ -197,29 +198,7 @@ pub fn build_vector_index(
     let mut table = change
         .open(role)?
         .ok_or_else(|| Error::missing_table(format!("{path} has no table '{role}'")))?;
-    let width = match table.schema().field(key).map(|f| f.data_type()) {
-        Some(arrow_schema::DataType::FixedSizeList(_, width)) => width as usize,
-        Some(_) => {
-            return Err(Error::invalid_argument(format!(
-                "{key:?} is a column of the {role} table, not an {} embedding",
-                what.section()
-            )))
-        }
-        None => {
-            let known: Vec<String> = table
-                .schema()
-                .fields
-                .iter()
-                .filter(|f| is_embedding(&f.data_type()))
-                .map(|f| f.name.clone())
-                .collect();
-            return Err(Error::unknown_key(
-                &format!("{} key", what.section()),
-                key,
-                &known,
-            ));
-        }
-    };
+    let width = embedding_width(&ArrowSchema::from(table.schema()), what, key)?;
     let rows = block_on(table.count_rows(None))
         .map_err(|e| Error::storage(format!("counting the rows of table '{role}'"), e))?;
     if rows == 0 {

@@ -19,9 +19,10 @@ mod exact;
 mod index;
 mod indexed;
 
+use arrow_schema::Schema as ArrowSchema;
 use lance_linalg::distance::DistanceType;
 
-use crate::axis::{embedding_columns, CELLS, GENES};
+use crate::axis::{embedding_fields, CELLS, GENES};
 use crate::columns::{extend_ids, Values};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
@@ -209,7 +210,7 @@ impl Dataset {
         search: &Search,
     ) -> Result<Neighbours> {
         let table = what.table(self);
-        let width = embedding_width(table, what, key)?;
+        let width = embedding_width(table.schema(), what, key)?;
         let n_queries = check_queries(queries, width, what, key)?;
         check_search(search)?;
         if let Some(filter) = &search.filter {
@@ -276,13 +277,14 @@ impl Dataset {
     }
 }
 
-/// The width of embedding `key`, or an error naming the keys there are.
-fn embedding_width(table: &Table, what: Embedding, key: &str) -> Result<usize> {
-    let columns = embedding_columns(table);
+/// The width of embedding `key` of `what`'s table (its `schema`), or an error naming the keys
+/// there are.
+fn embedding_width(schema: &ArrowSchema, what: Embedding, key: &str) -> Result<usize> {
+    let columns = embedding_fields(schema);
     if let Some((_, width)) = columns.iter().find(|(k, _)| k == key) {
         return Ok(*width);
     }
-    if table.schema().field_with_name(key).is_ok() {
+    if schema.field_with_name(key).is_ok() {
         return Err(Error::invalid_argument(format!(
             "{key:?} is a column of the {} table, not an {} embedding",
             what.role(),
