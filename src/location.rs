@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use futures::StreamExt;
 use lance::io::{ObjectStore, ObjectStoreParams, ObjectStoreRegistry, StorageOptionsAccessor};
 use object_store::ObjectStoreExt;
 
@@ -121,21 +122,27 @@ impl Location {
         if self.local {
             return not_a_dataset;
         }
-        let store = match self.store(&self.uri).await {
-            Ok(store) => store,
-            Err(e) => return e,
-        };
-        match store.0.read_dir(store.1).await {
-            Ok(entries) if entries.is_empty() => Error::not_found(format!(
+        match self.holds_objects().await {
+            Ok(true) => not_a_dataset,
+            Ok(false) => Error::not_found(format!(
                 "no dataset at {}: nothing is stored under it",
                 self.uri
             )),
-            Ok(_) => not_a_dataset,
-            Err(e) if e.to_string().contains("NoSuchBucket") => Error::not_found(format!(
-                "no dataset at {}: the bucket does not exist",
-                self.uri
+            Err(e) => e,
+        }
+    }
+
+    /// Whether anything is stored under a remote root (one listing request); a bucket that
+    /// does not exist is a `NotFound` error naming the URI.
+    pub(crate) async fn holds_objects(&self) -> Result<bool> {
+        let (store, root) = self.store(&self.uri).await?;
+        match store.inner.list(Some(&root)).next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) if e.to_string().contains("NoSuchBucket") => Err(Error::not_found(
+                format!("{}: the bucket does not exist", self.uri),
             )),
-            Err(e) => Error::storage(format!("listing {}", self.uri), e),
+            Some(Err(e)) => Err(Error::storage(format!("listing {}", self.uri), e)),
         }
     }
 

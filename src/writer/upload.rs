@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore as _, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::error::{Error, Result};
 use crate::location::Location;
@@ -32,15 +32,7 @@ pub(crate) async fn existing(location: &Location) -> Result<Existing> {
     if location.read_optional("config.json").await?.is_some() {
         return Ok(Existing::Dataset);
     }
-    let (store, root) = location.store(location.uri()).await?;
-    let first = store
-        .inner
-        .list(Some(&root))
-        .next()
-        .await
-        .transpose()
-        .map_err(|e| Error::storage(format!("listing {}", location.uri()), e))?;
-    Ok(if first.is_some() {
+    Ok(if location.holds_objects().await? {
         Existing::Other
     } else {
         Existing::Nothing

@@ -269,7 +269,7 @@ def test_a_failed_conversion_to_s3_leaves_nothing(s3: dict) -> None:
     assert _staging_folders() == []
     with pytest.raises(FileNotFoundError):
         SLAFArray(uri, storage_options=s3["moto"].options)
-    # A bucket that does not exist: the upload fails, and says where.
+    # A bucket that does not exist: refused before anything is written, naming the URI.
     with pytest.raises(OSError, match=r"s3://no-such-bucket/x\.slaf"):
         convert(
             s3["root"] / "bad.h5ad",
