@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _index(args: argparse.Namespace) -> str:
     from slaf import _native
+    from slaf.knn import index_record
 
     section, _, key = args.vectors.partition("/")
     if section not in ("obsm", "varm") or not key:
@@ -78,16 +79,19 @@ def _index(args: argparse.Namespace) -> str:
     if args.drop:
         _native.drop_vector_index(args.path, section, key)
         return f"dropped the vector index of {section}/{key}"
-    built = _native.build_vector_index(
-        args.path,
-        section,
-        key,
-        args.index_type,
-        args.metric,
-        args.num_partitions,
-        args.num_sub_vectors,
+    built = index_record(
+        _native.build_vector_index(
+            args.path,
+            section,
+            key,
+            args.index_type,
+            args.metric,
+            args.num_partitions,
+            args.num_sub_vectors,
+        )
     )
-    return f"indexed {section}/{key}: {built[3]}, {built[4]}, {built[5]} partitions"
+    kind, metric, partitions = built["index_type"], built["metric"], built["num_partitions"]
+    return f"indexed {section}/{key}: {kind}, {metric}, {partitions} partitions"
 
 
 def _run(args: argparse.Namespace) -> None:

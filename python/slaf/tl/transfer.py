@@ -77,10 +77,9 @@ def transfer_labels(
     from slaf import knn
 
     key, width = knn.resolve_key(data, key, "obsm")
-    n_queries = knn.query_matrix(query_vectors, width, f"obsm[{key!r}]").shape[0]
-    hits = data.nearest_cells(
-        query_vectors, k=k, key=key, filter=filter, nprobes=nprobes, exact=exact
-    )
+    queries = knn.query_matrix(query_vectors, width, f"obsm[{key!r}]")
+    n_queries = queries.shape[0]
+    hits = data.nearest_cells(queries, k=k, key=key, filter=filter, nprobes=nprobes, exact=exact)
     labels = data.obs[label].to_pandas().astype(object)
     votes = pd.DataFrame(
         {
