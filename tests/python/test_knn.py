@@ -307,6 +307,7 @@ def test_duckdb_slaf_knn_matches_python(copy: Path, clustered: dict) -> None:
         (f"slaf_knn('{copy}', 'obsm', 'nope', [1, 2])", 'no obsm key "nope"'),
         (f"slaf_knn('{copy}', 'obsm', 'X_emb', {vector}, k := 0)", "k must be between"),
         (f"slaf_knn('{copy}', 'cells', 'X_emb', {vector})", "'obsm' or 'varm'"),
+        (f"slaf_knn('{copy}', 'obsm', 'X_emb', [1, NULL])", "contains NULL"),
         (f"slaf_knn('{copy}', 'obsm', 'X_emb', {vector}, filter := 'nocol = 1')", "nocol"),
     ]:
         with pytest.raises(duckdb.Error, match=message):

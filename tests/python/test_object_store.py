@@ -147,6 +147,8 @@ def test_duckdb_functions_with_storage_options_and_environment(
     for sql in queries:
         remote = con.execute(sql.format(p=uri, o=f", storage_options := {opts}")).fetchall()
         assert remote == con.execute(sql.format(p=local, o="")).fetchall(), sql
+    with pytest.raises(duckdb.Error, match="storage_options"):
+        con.execute(f"SELECT * FROM slaf_info('{uri}', storage_options := 'x')").fetchall()
     # An unchanged remote dataset is not opened again: one request for its config.json.
     before = len(s3["moto"].requests())
     con.execute(queries[0].format(p=uri, o=f", storage_options := {opts}")).fetchall()
