@@ -64,17 +64,13 @@ impl VTab for SlafKnn {
         };
         let shared = open_shared_with(&path, params::named_storage_options(bind)?)?;
         let hits = shared.dataset().nearest(what, &key, &query, &search)?;
-        let axis = match what {
-            Embedding::Obsm => "cell",
-            Embedding::Varm => "gene",
-        };
         bind.add_result_column("rank", LogicalTypeHandle::from(LogicalTypeId::Bigint));
         bind.add_result_column(
-            &format!("{axis}_integer_id"),
+            what.id_column(),
             LogicalTypeHandle::from(LogicalTypeId::UInteger),
         );
         bind.add_result_column(
-            &format!("{axis}_id"),
+            what.name_column(),
             LogicalTypeHandle::from(LogicalTypeId::Varchar),
         );
         bind.add_result_column("distance", LogicalTypeHandle::from(LogicalTypeId::Float));
