@@ -7,6 +7,7 @@ use arrow_schema::DataType;
 
 use crate::columns::to_i64;
 use crate::error::{Error, Result};
+use crate::gene_major::{self, stats};
 use crate::table::Table;
 
 /// Cells or genes: names of the id columns for one axis.
@@ -23,13 +24,19 @@ pub(crate) struct AxisColumns {
 pub(crate) const CELLS: AxisColumns = AxisColumns {
     name: "cell_id",
     integer_id: "cell_integer_id",
-    internal: &["cell_start_index"],
+    internal: &["cell_start_index", stats::CELL_TOTAL, stats::CELL_N_GENES],
 };
 
 pub(crate) const GENES: AxisColumns = AxisColumns {
     name: "gene_id",
     integer_id: "gene_integer_id",
-    internal: &[],
+    internal: &[
+        gene_major::START_INDEX_COLUMN,
+        stats::GENE_TOTAL,
+        stats::GENE_N_CELLS,
+        stats::GENE_MEAN,
+        stats::GENE_SUM_SQUARES,
+    ],
 };
 
 /// Whether a column holds an obsm/varm embedding (a fixed-size list per row).

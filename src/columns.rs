@@ -160,6 +160,14 @@ impl Values {
         }
     }
 
+    /// The values at `positions`, in that order.
+    pub(crate) fn gather(&self, positions: &[usize]) -> Self {
+        match self {
+            Values::F32(v) => Values::F32(positions.iter().map(|&i| v[i]).collect()),
+            Values::F64(v) => Values::F64(positions.iter().map(|&i| v[i]).collect()),
+        }
+    }
+
     /// Appends a value column (which must hold no nulls).
     pub(crate) fn extend(&mut self, array: &dyn Array, what: &str) -> Result<()> {
         match self {

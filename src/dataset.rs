@@ -13,8 +13,10 @@ use crate::axis::{self, AxisColumns, CELLS, GENES};
 use crate::columns::{extend_ids, retain, to_strings, Values};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::gene_major::{self, stats, GeneMajor, Marker};
 use crate::knn::{self, Embedding, VectorIndex};
 use crate::layers::LayerTable;
+use crate::layout::{self, Layout, ReadCost};
 use crate::location::Location;
 use crate::matrix::{self, CellRows, Csr, Dense};
 use crate::runtime::block_on;
@@ -45,6 +47,8 @@ pub struct Dataset {
     cell_names: OnceLock<HashMap<String, u32>>,
     gene_names: OnceLock<HashMap<String, u32>>,
     vector_indexes: OnceLock<Vec<VectorIndex>>,
+    /// The gene-major companion, when fresh (see `gene_major`).
+    by_gene: OnceLock<Option<GeneMajor>>,
     /// The expression table for long sequential reads of a remote dataset (see
     /// `expression_for`).
     bulk_expression: OnceLock<Table>,
@@ -145,6 +149,7 @@ impl Dataset {
             cell_names: OnceLock::new(),
             gene_names: OnceLock::new(),
             vector_indexes: OnceLock::new(),
+            by_gene: OnceLock::new(),
             bulk_expression: OnceLock::new(),
         })
     }
@@ -267,10 +272,147 @@ impl Dataset {
         self.submatrix_resolved(&cells, &genes)
     }
 
-    /// [`Dataset::submatrix`] for already resolved selections.
+    /// [`Dataset::submatrix`] for already resolved selections, read through the layout the
+    /// planner picks (see [`Dataset::layout_for`]).
     pub fn submatrix_resolved(&self, cells: &Resolved, genes: &Resolved) -> Result<Csr> {
-        let rows = self.cell_rows(unique_sorted(cells))?;
+        let layout = self.layout_for(cells, genes)?;
+        self.submatrix_in(cells, genes, layout)
+    }
+
+    /// The submatrix read through `layout`; `GeneMajor` needs a fresh companion (an error
+    /// otherwise). The result is the same either way.
+    pub fn submatrix_in(&self, cells: &Resolved, genes: &Resolved, layout: Layout) -> Result<Csr> {
+        let unique_cells = unique_sorted(cells);
+        let rows = match layout {
+            Layout::CellMajor => self.cell_rows(unique_cells)?,
+            Layout::GeneMajor => {
+                let Some(by_gene) = self.gene_major()? else {
+                    return Err(Error::invalid_argument(format!(
+                        "{} has no fresh gene-major table ({}); `slaf index` builds it",
+                        self.location.uri(),
+                        self.gene_major_status().as_str()
+                    )));
+                };
+                let values = Values::for_type(
+                    self.expression.require_column(VALUE_COLUMN)?,
+                    "expression.value",
+                )?;
+                by_gene.cell_rows(
+                    unique_cells,
+                    &unique_sorted(genes),
+                    self.config.n_cells,
+                    values,
+                )?
+            }
+        };
         matrix::assemble(rows, cells, genes, self.config.n_genes)
+    }
+
+    /// The layout that reads `cells × genes` fastest: gene-major when the companion is fresh
+    /// and the selected genes' rows cost less than the selected cells' rows.
+    pub fn layout_for(&self, cells: &Resolved, genes: &Resolved) -> Result<Layout> {
+        if matches!(genes, Resolved::All(_)) {
+            return Ok(Layout::CellMajor);
+        }
+        let Some(by_gene) = self.gene_major()? else {
+            return Ok(Layout::CellMajor);
+        };
+        let (gene_ranges, gene_rows) = by_gene.ranges(&unique_sorted(genes));
+        let cell_cost = match cells {
+            Resolved::All(_) => ReadCost {
+                rows: self.nnz(),
+                ranges: 1,
+            },
+            Resolved::Ids(_) => {
+                let (ranges, offsets) = self.start_index()?.ranges_of(&unique_sorted(cells));
+                ReadCost {
+                    rows: *offsets.last().expect("offsets start with 0") as u64,
+                    ranges: ranges.len(),
+                }
+            }
+        };
+        let gene_cost = ReadCost {
+            rows: gene_rows,
+            ranges: gene_ranges.len(),
+        };
+        Ok(layout::choose(cell_cost, gene_cost))
+    }
+
+    /// Whether the gene-major companion and the axis statistics describe the current X.
+    pub fn gene_major_status(&self) -> gene_major::Status {
+        if !self.config.tables.contains_key(gene_major::TABLE) {
+            return gene_major::Status::Absent;
+        }
+        match Marker::read(&self.config.document) {
+            None => gene_major::Status::Absent,
+            Some(marker) if marker.describes(self.expression.version(), self.nnz()) => {
+                gene_major::Status::Fresh
+            }
+            Some(_) => gene_major::Status::Stale,
+        }
+    }
+
+    /// The gene-major companion with its row offsets, if fresh (opened once).
+    fn gene_major(&self) -> Result<Option<&GeneMajor>> {
+        get_or_try_init(&self.by_gene, || {
+            if self.gene_major_status() != gene_major::Status::Fresh {
+                return Ok(None);
+            }
+            block_on(async {
+                let role = gene_major::TABLE;
+                let table = Table::open(
+                    &self.location,
+                    role,
+                    &self.config.tables[role],
+                    self.config.table_version(role),
+                )
+                .await?;
+                if table.num_rows() != self.nnz() {
+                    return Err(Error::corrupt(format!(
+                        "table '{role}' of {} has {} rows but the expression table {}; rebuild \
+                         it with `slaf index`",
+                        self.location.uri(),
+                        table.num_rows(),
+                        self.nnz()
+                    )));
+                }
+                let column = gene_major::START_INDEX_COLUMN;
+                let stored = if self.genes.column_type(column).is_some() {
+                    let batch =
+                        axis::read_sorted(&self.genes, GENES, &[column], self.config.n_genes)
+                            .await?;
+                    start_index::stored_column(&batch, column)?
+                } else {
+                    None
+                };
+                let index =
+                    StartIndex::load(stored, &table, GENE_COLUMN, self.config.n_genes).await?;
+                Ok(Some(GeneMajor::new(table, index)))
+            })
+        })
+        .map(Option::as_ref)
+    }
+
+    /// The stored axis statistics of cells (`slaf_total_counts`, `slaf_n_genes_by_counts`) or
+    /// genes (`slaf_total_counts`, `slaf_n_cells_by_counts`, `slaf_mean`,
+    /// `slaf_sum_squares`), row `i` = id `i`; `None` unless they describe the current X.
+    pub fn axis_stats(&self, axis: Axis) -> Result<Option<RecordBatch>> {
+        if self.gene_major_status() != gene_major::Status::Fresh {
+            return Ok(None);
+        }
+        let (table, columns, axis_columns, n) = match axis {
+            Axis::Cells => (&self.cells, stats::CELL_COLUMNS, CELLS, self.config.n_cells),
+            Axis::Genes => (&self.genes, stats::GENE_COLUMNS, GENES, self.config.n_genes),
+        };
+        let present = columns.iter().all(|c| {
+            table
+                .column_type(c)
+                .is_some_and(|t| stats::is_stats_type(c, t))
+        });
+        if !present {
+            return Ok(None);
+        }
+        block_on(axis::read_sorted(table, axis_columns, columns, n)).map(Some)
     }
 
     /// The stored X entries of `cells` (ascending, unique) as CSR rows `(indptr, genes,
@@ -568,6 +710,7 @@ impl Dataset {
             obsp: self.obsp_keys(),
             varp: self.varp_keys(),
             vector_indexes,
+            gene_major: self.gene_major_status().as_str().to_string(),
         }
     }
 }
@@ -590,6 +733,8 @@ pub struct Info {
     pub varp: Vec<String>,
     /// One line per vector index: `obsm/X_scvi: IVF_FLAT, l2, 1000 partitions`.
     pub vector_indexes: Vec<String>,
+    /// The gene-major companion: "fresh", "stale" (an append since) or "absent".
+    pub gene_major: String,
 }
 
 impl fmt::Display for Info {
@@ -633,10 +778,11 @@ impl fmt::Display for Info {
         writeln!(f, "  varm: {}", or_none(keyed(&self.varm)))?;
         writeln!(f, "  obsp: {}", or_none(self.obsp.join(", ")))?;
         writeln!(f, "  varp: {}", or_none(self.varp.join(", ")))?;
-        write!(
+        writeln!(
             f,
             "  vector indexes: {}",
             or_none(self.vector_indexes.join("; "))
-        )
+        )?;
+        write!(f, "  gene-major table: {}", self.gene_major)
     }
 }

@@ -54,20 +54,22 @@ use serde_json::{json, Map, Value};
 pub use chunk::{fits_uint16, CsrChunk};
 pub use expression::ValueType;
 pub use replace::check_replaceable;
+pub(crate) use sink::TableSink;
 pub use sink::DEFAULT_ROWS_PER_FRAGMENT;
 pub use tables::Coo;
+pub(crate) use update::put_columns;
 pub use update::{delete_annotation, set_annotation, set_layer, Annotation};
 
 use crate::columns::to_strings;
 use crate::config::{Config, TABLE_VERSIONS};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::gene_major;
 use crate::location::Location;
 use crate::runtime::block_on;
 use crate::table::Table;
 use expression::{ExpressionBuffer, IdTypes, Stats};
 use lock::DatasetLock;
-use sink::TableSink;
 use staging::Staging;
 use tables::{align, axis_batch, pairwise_batch, LayerRows};
 
@@ -116,6 +118,14 @@ impl Destination {
         match self {
             Self::New(staging) => staging.dir(),
             Self::Existing(in_place) => in_place.lock.path(),
+        }
+    }
+
+    /// The dataset as users name it (not the staging folder).
+    fn shown(&self) -> String {
+        match self {
+            Self::New(staging) => staging.target().display().to_string(),
+            Self::Existing(in_place) => in_place.lock.path().display().to_string(),
         }
     }
 }
@@ -172,6 +182,8 @@ pub struct Writer {
     source_offset: u64,
     /// A write failed: the buffered rows are not trustworthy, so nothing more is written.
     failed: bool,
+    /// Build the gene-major table and axis statistics when the tables are committed.
+    gene_index: bool,
     /// Declared last so that it is dropped last: the sinks' background writes finish before
     /// an abandoned staging directory is removed or the writer lock is released.
     destination: Destination,
@@ -242,6 +254,7 @@ impl Writer {
             sources: Vec::new(),
             source_offset: 0,
             failed: false,
+            gene_index: true,
         })
     }
 
@@ -395,6 +408,7 @@ impl Writer {
             sources,
             source_offset: n_cells as u64,
             failed: false,
+            gene_index: true,
         })
     }
 
@@ -410,6 +424,12 @@ impl Writer {
             Destination::New(staging) => staging.in_user_terms(e),
             Destination::Existing(_) => e,
         }
+    }
+
+    /// Whether committing also builds the gene-major table and axis statistics (the
+    /// default). Without them, an append leaves an earlier build stale (readers fall back).
+    pub fn set_gene_index(&mut self, build: bool) {
+        self.gene_index = build;
     }
 
     /// The stored value type (chunks must fit it).
@@ -830,6 +850,9 @@ impl Writer {
             sources: self.sources.clone(),
         };
         let mut config = config_out::build(self.previous.as_ref(), &summary);
+        if self.gene_index {
+            self.build_gene_major(&dir, &mut config, &mut versions)?;
+        }
         // The versions of exactly the tables this config names.
         if let Some(Value::Object(tables)) = config.get("tables") {
             versions.retain(|role, _| tables.contains_key(role));
@@ -837,6 +860,47 @@ impl Writer {
         config.insert(TABLE_VERSIONS.into(), json!(versions));
         serde_json::to_vec_pretty(&Value::Object(config))
             .map_err(|e| Error::invalid_argument(format!("config is not JSON: {e}")))
+    }
+}
+
+impl Writer {
+    /// Builds the gene-major table and axis statistics over the committed tables, recording
+    /// their versions and the marker in `config`.
+    fn build_gene_major(
+        &self,
+        dir: &Path,
+        config: &mut Map<String, Value>,
+        versions: &mut BTreeMap<String, u64>,
+    ) -> Result<()> {
+        let mut paths: BTreeMap<String, String> = match config.get("tables") {
+            Some(Value::Object(tables)) => tables
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        paths.insert(
+            gene_major::TABLE.into(),
+            format!("{}.lance", gene_major::TABLE),
+        );
+        let shown = self.destination.shown();
+        let built = gene_major::build(&gene_major::Tables {
+            root: dir,
+            shown: &shown,
+            paths: &paths,
+            versions,
+            n_cells: self.n_cells as usize,
+            n_genes: self.n_genes,
+            rows_per_fragment: self.rows_per_fragment,
+        })?;
+        for (role, version) in built.versions {
+            versions.insert(role.to_string(), version);
+        }
+        if let Some(Value::Object(tables)) = config.get_mut("tables") {
+            tables.insert(gene_major::TABLE.into(), json!(paths[gene_major::TABLE]));
+        }
+        config.insert(gene_major::CONFIG_KEY.into(), built.marker.to_json());
+        Ok(())
     }
 }
 

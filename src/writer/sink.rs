@@ -56,6 +56,8 @@ pub(crate) struct TableSink {
     schema: Option<SchemaRef>,
     /// The table existed before (an append): fragments are appended to it.
     existing: bool,
+    /// A table already at `path` is replaced by what is written (a new version of it).
+    replace: bool,
     open: Option<OpenFragment>,
     finishing: VecDeque<JoinHandle<Result<Transaction>>>,
     /// Written fragments' transactions, in fragment order.
@@ -65,10 +67,25 @@ pub(crate) struct TableSink {
 impl TableSink {
     /// A table at `path`; `existing` is its schema when appending to a table already there.
     pub fn new(role: &'static str, path: &Path, existing: Option<SchemaRef>) -> Self {
+        Self::with_mode(role, path, existing, false)
+    }
+
+    /// A new version of the table at `path` holding only what is written (created if absent).
+    pub fn replacing(role: &'static str, path: &Path) -> Self {
+        Self::with_mode(role, path, None, true)
+    }
+
+    fn with_mode(
+        role: &'static str,
+        path: &Path,
+        existing: Option<SchemaRef>,
+        replace: bool,
+    ) -> Self {
         Self {
             role,
             path: path.to_path_buf(),
             existing: existing.is_some(),
+            replace,
             schema: existing,
             open: None,
             finishing: VecDeque::new(),
@@ -109,6 +126,8 @@ impl TableSink {
         let (rows, queue) = sync_channel::<Batch>(QUEUED_BATCHES);
         let mode = if self.existing {
             WriteMode::Append
+        } else if self.replace && self.path.is_dir() {
+            WriteMode::Overwrite
         } else {
             WriteMode::Create
         };

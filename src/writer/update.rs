@@ -8,10 +8,10 @@
 //! What conversion wrote is protected: only keys an earlier change added (config.json lists
 //! them under the section's `mutable` list, as slafdb keeps it) may be replaced or removed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::compute::{cast, take};
+use arrow::compute::{cast, take, take_record_batch};
 use arrow_array::{
     Array, ArrayRef, Float64Array, RecordBatch, RecordBatchIterator, UInt32Array, UInt64Array,
 };
@@ -26,7 +26,7 @@ use super::expression::IdTypes;
 use super::lock::DatasetLock;
 use super::staging::write_file;
 use super::{Held, DEFAULT_ROWS_PER_FRAGMENT};
-use crate::axis::is_embedding;
+use crate::axis::{is_embedding, AxisColumns, CELLS, GENES};
 use crate::columns::extend_ids;
 use crate::config::{Config, TABLE_VERSIONS};
 use crate::error::{Error, Result};
@@ -78,11 +78,16 @@ impl Annotation {
     }
 
     /// Columns of its table that belong to no key.
-    fn reserved(self) -> &'static [&'static str] {
+    fn reserved(self) -> Vec<&'static str> {
+        let of = |axis: AxisColumns| {
+            let mut columns = vec![axis.name, axis.integer_id];
+            columns.extend_from_slice(axis.internal);
+            columns
+        };
         match self {
-            Self::Obs | Self::Obsm => &["cell_id", "cell_integer_id", "cell_start_index"],
-            Self::Var | Self::Varm => &["gene_id", "gene_integer_id"],
-            Self::Layers => &["cell_integer_id", "gene_integer_id"],
+            Self::Obs | Self::Obsm => of(CELLS),
+            Self::Var | Self::Varm => of(GENES),
+            Self::Layers => vec![CELLS.integer_id, GENES.integer_id],
         }
     }
 
@@ -207,20 +212,22 @@ impl Change {
         Ok(())
     }
 
-    /// config.json naming `version` of table `role` (and the table itself, if it is new).
-    fn document_with_version(&self, role: &str, version: u64) -> Map<String, Value> {
+    /// config.json naming `versions` of their tables (adding the tables that are new).
+    fn document_with_versions(&self, roles: &[(&str, u64)]) -> Map<String, Value> {
         let mut document = self.config.document.clone();
         let mut versions = self.config.table_versions.clone();
-        versions.insert(role.to_string(), version);
-        document.insert(TABLE_VERSIONS.into(), json!(versions));
-        if !self.config.tables.contains_key(role) {
-            let tables = document
-                .entry("tables")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(tables) = tables {
-                tables.insert(role.into(), json!(format!("{role}.lance")));
+        for &(role, version) in roles {
+            versions.insert(role.to_string(), version);
+            if !self.config.tables.contains_key(role) {
+                let tables = document
+                    .entry("tables")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(tables) = tables {
+                    tables.insert(role.into(), json!(format!("{role}.lance")));
+                }
             }
         }
+        document.insert(TABLE_VERSIONS.into(), json!(versions));
         document
     }
 
@@ -234,14 +241,42 @@ impl Change {
     /// Records `version` of table `role` (a change that adds no key, such as an index), then
     /// replaces config.json.
     pub(crate) fn commit_version(self, role: &str, version: u64) -> Result<()> {
-        let document = self.document_with_version(role, version);
+        self.commit_versions(&[(role, version)], None)
+    }
+
+    /// Records new `versions` of several tables and sets config.json's `entry` (a key and its
+    /// value), then replaces config.json: all of them become visible at once.
+    pub(crate) fn commit_versions(
+        self,
+        versions: &[(&str, u64)],
+        entry: Option<(&str, Value)>,
+    ) -> Result<()> {
+        let mut document = self.document_with_versions(versions);
+        if let Some((key, value)) = entry {
+            document.insert(key.into(), value);
+        }
         self.write_config(document)
+    }
+
+    /// The dataset's folder (symlinks resolved).
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The dataset as the caller named it, for messages.
+    pub(crate) fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// config.json as the change found it.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Records `version` of `what`'s table and `key` added (with its width for obsm/varm) or
     /// removed, then replaces config.json: the commit point of the change.
     fn commit(self, what: Annotation, key: &str, version: u64, added: Option<usize>) -> Result<()> {
-        let mut document = self.document_with_version(what.role(), version);
+        let mut document = self.document_with_versions(&[(what.role(), version)]);
         let section = document
             .entry(what.section())
             .or_insert_with(|| json!({"available": [], "immutable": [], "mutable": []}));
@@ -322,41 +357,69 @@ pub fn set_annotation(path: &str, what: Annotation, key: &str, values: ArrayRef)
     }
     if table.schema().field(key).is_some() {
         change.check_changeable(what, key, &table)?;
-        block_on(table.drop_columns(&[key]))
-            .map_err(|e| change.failed(&format!("removing the old {key:?}"), e))?;
     }
-    // Lance adds a column in the table's physical row order, which may differ from id order.
-    let id_column = what.id_column();
-    let ids = physical_ids(&table, id_column, &change)?;
-    if ids.iter().any(|&i| i as usize >= n_rows) {
-        return Err(Error::corrupt(format!(
-            "table '{role}' of {path} has {id_column} values outside 0..{n_rows}"
-        )));
-    }
-    let ordered = take(values.as_ref(), &UInt32Array::from(ids), None)
-        .map_err(|e| Error::invalid_argument(format!("ordering {key:?}: {e}")))?;
     let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(
         key,
-        ordered.data_type().clone(),
+        values.data_type().clone(),
         true,
     )]));
-    let batch = RecordBatch::try_new(schema.clone(), vec![ordered])
+    let batch = RecordBatch::try_new(schema, vec![values])
         .map_err(|e| Error::invalid_argument(format!("{key:?}: {e}")))?;
-    let reader = RecordBatchIterator::new([Ok(batch)], schema);
-    block_on(table.add_columns(NewColumnTransform::Reader(Box::new(reader)), None, None))
-        .map_err(|e| change.failed(&format!("adding {key:?}"), e))?;
-    let version = table.manifest().version;
+    let version = put_columns(&mut table, what.id_column(), &batch, &change.shown)?;
     change.commit(what, key, version, Some(width))
 }
 
+/// Sets the columns of `batch` (row `i` = id `i`) in `table`, replacing columns of the same
+/// names, as new versions of the table; returns the last. Lance adds columns in the table's
+/// physical row order, which may differ from id order: the rows are put in that order.
+pub(crate) fn put_columns(
+    table: &mut LanceTable,
+    id_column: &str,
+    batch: &RecordBatch,
+    shown: &str,
+) -> Result<u64> {
+    let failed =
+        |what: String| move |e: lance::Error| Error::storage(format!("{what} of {shown}"), e);
+    let schema = batch.schema();
+    let replaced: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|name| table.schema().field(name).is_some())
+        .collect();
+    if !replaced.is_empty() {
+        block_on(table.drop_columns(&replaced))
+            .map_err(failed(format!("removing the old {replaced:?}")))?;
+    }
+    let ids = physical_ids(table, id_column, shown)?;
+    let n_rows = batch.num_rows();
+    if ids.len() != n_rows || ids.iter().any(|&i| i as usize >= n_rows) {
+        return Err(Error::corrupt(format!(
+            "{id_column} of {shown} does not hold each of 0..{n_rows} once"
+        )));
+    }
+    let ordered = take_record_batch(batch, &UInt32Array::from(ids))
+        .map_err(|e| Error::invalid_argument(format!("ordering {replaced:?}: {e}")))?;
+    let reader = RecordBatchIterator::new([Ok(ordered)], schema);
+    let names: Vec<&str> = batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    block_on(table.add_columns(NewColumnTransform::Reader(Box::new(reader)), None, None))
+        .map_err(failed(format!("adding {names:?}")))?;
+    Ok(table.manifest().version)
+}
+
 /// The integer ids of `table`'s rows in their stored order.
-fn physical_ids(table: &LanceTable, column: &str, change: &Change) -> Result<Vec<u32>> {
+fn physical_ids(table: &LanceTable, column: &str, shown: &str) -> Result<Vec<u32>> {
     let batch = block_on(async {
         let mut scan = table.scan();
         scan.project(&[column])?;
         scan.try_into_batch().await
     })
-    .map_err(|e| change.failed(&format!("reading {column}"), e))?;
+    .map_err(|e| Error::storage(format!("reading {column} of {shown}"), e))?;
     let mut ids = Vec::with_capacity(batch.num_rows());
     extend_ids(&mut ids, batch.column(0).as_ref(), column)?;
     Ok(ids)
