@@ -32,6 +32,7 @@ use crate::axis::{self, AxisColumns, CELLS, GENES};
 use crate::columns::{extend_ids, to_strings, Values};
 use crate::dataset::Dataset;
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout::Layout;
 use crate::location::Location;
 use crate::runtime::block_on;
 use crate::scan::{table_of, Scan};
@@ -375,9 +376,26 @@ impl SliceScan {
             .len()
             .div_ceil(SLICE_PARALLEL_CHUNKS)
             .clamp(SLICE_MIN_CHUNK_CELLS, SLICE_CHUNK_CELLS);
-        let chunks = cell_ids.chunks(chunk_cells).map(<[u32]>::to_vec).collect();
+        let mut chunks: VecDeque<Vec<u32>> =
+            cell_ids.chunks(chunk_cells).map(<[u32]>::to_vec).collect();
         // An empty read checks the layer name and tells the value type.
         let probe = read_chunk(ds, layer, &[], &genes)?;
+        let wide_values = matches!(probe.data, Values::F64(_));
+        // Few genes over many cells: the gene-major companion, when fresh, reads just those
+        // genes' rows; they are read here, once, and handed out as leftovers.
+        if layer.is_none() && ds.layout_for(&cells, &genes)? == Layout::GeneMajor {
+            let csr = ds.submatrix_in(&cells, &genes, Layout::GeneMajor)?;
+            chunks.clear();
+            return Ok(Self {
+                gene_scan: None,
+                wide_values,
+                leftovers: Mutex::new(vec![long_rows(&csr, &cell_ids, &genes)]),
+                shared,
+                genes,
+                layer: None,
+                chunks: Mutex::new(chunks),
+            });
+        }
         let gene_scan = match (&cells, &genes, layer) {
             (Resolved::All(_), Resolved::Ids(ids), None) if is_small_unique(ids) => {
                 let list: Vec<String> = ids.iter().map(u32::to_string).collect();
@@ -393,7 +411,7 @@ impl SliceScan {
         };
         Ok(Self {
             gene_scan,
-            wide_values: matches!(probe.data, Values::F64(_)),
+            wide_values,
             shared,
             genes,
             layer: layer.map(str::to_string),

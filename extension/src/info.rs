@@ -62,6 +62,7 @@ fn columns() -> Vec<(&'static str, Col)> {
         ("obsp", Col::Names(|i| i.obsp.clone())),
         ("varp", Col::Names(|i| i.varp.clone())),
         ("vector_indexes", Col::Names(|i| i.vector_indexes.clone())),
+        ("gene_major", Col::Text(|i| i.gene_major.clone())),
     ]
 }
 

@@ -9,7 +9,7 @@ use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use slaf::{Csr, Dataset, Dense, Selector, Values};
+use slaf::{Axis, Csr, Dataset, Dense, Selector, Values};
 
 use crate::arrow_export::ArrowStream;
 use crate::errors::IntoPy;
@@ -185,6 +185,45 @@ impl NativeDataset {
             .detach(|| self.inner.layer_submatrix(&name, &cells, &genes))
             .py_err()?;
         Ok(csr_to_py(py, csr))
+    }
+
+    /// The layout the planner reads X[cells, genes] through: "cell-major" or "gene-major".
+    fn layout_for(
+        &self,
+        py: Python<'_>,
+        cells: &Bound<'_, PyAny>,
+        genes: &Bound<'_, PyAny>,
+    ) -> PyResult<&'static str> {
+        let (cells, genes) = (selector(cells)?, selector(genes)?);
+        let layout = py
+            .detach(|| {
+                let cells = self.inner.resolve_cells(&cells)?;
+                let genes = self.inner.resolve_genes(&genes)?;
+                self.inner.layout_for(&cells, &genes)
+            })
+            .py_err()?;
+        Ok(layout.as_str())
+    }
+
+    /// "fresh", "stale" or "absent": the gene-major companion and axis statistics.
+    fn gene_major_status(&self) -> &'static str {
+        self.inner.gene_major_status().as_str()
+    }
+
+    /// The stored statistics of axis "cells" or "genes" (row i = id i), or None unless they
+    /// describe the current X.
+    fn axis_stats(&self, py: Python<'_>, axis: &str) -> PyResult<Option<ArrowStream>> {
+        let axis = match axis {
+            "cells" => Axis::Cells,
+            "genes" => Axis::Genes,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "axis must be 'cells' or 'genes', not {other:?}"
+                )))
+            }
+        };
+        let batch = py.detach(|| self.inner.axis_stats(axis)).py_err()?;
+        Ok(batch.map(|b| ArrowStream::new(b.schema(), vec![b])))
     }
 
     /// Integer ids (uint32 bytes) picked by a cell selector, in output order.

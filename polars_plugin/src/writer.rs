@@ -184,6 +184,21 @@ impl NativeWriter {
         })
     }
 
+    /// Builds (or rebuilds) the gene-major companion and axis statistics of the dataset at
+    /// `path`.
+    #[staticmethod]
+    fn index_gene_major(py: Python<'_>, path: String) -> PyResult<()> {
+        py.detach(|| slaf::gene_major::index_gene_major(&path))
+            .py_err()
+    }
+
+    /// Whether `finish` builds the gene-major companion (default yes; no leaves an existing
+    /// one stale).
+    fn set_gene_index(&mut self, build: bool) -> PyResult<()> {
+        self.writer()?.set_gene_index(build);
+        Ok(())
+    }
+
     /// Fails unless `--overwrite` may replace what is at `path` by a dataset converted from
     /// `inputs` (only a SLAF dataset that holds none of them).
     #[staticmethod]

@@ -288,8 +288,27 @@ class SLAFArray:
     def get_gene_expression(self, gene_ids: Any) -> pl.DataFrame:
         """Stored values of the given genes across all cells, as long rows.
 
-        This reads every cell's rows: SLAF stores cells contiguously, so gene-centric
-        reads are the costly direction.
+        With the dataset's gene-major table (written by ``slaf convert``, or added by
+        ``slaf index PATH``) only these genes' rows are read; without it (or once an append
+        has made it stale) every cell's rows are, since cells are stored contiguously.
+        The rows are the same either way.
+
+        Parameters
+        ----------
+        gene_ids
+            Gene names, integer ids, a slice or a boolean mask.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``cell_integer_id, gene_integer_id, cell_id, gene_id, value``, cells ascending,
+            genes in selection order within a cell.
+
+        Examples
+        --------
+        >>> data = SLAFArray("data/pbmc.slaf")                  # doctest: +SKIP
+        >>> data.get_gene_expression(["CD3E", "MS4A1"]).columns  # doctest: +SKIP
+        ['cell_integer_id', 'gene_integer_id', 'cell_id', 'gene_id', 'value']
         """
         genes = to_native(gene_ids, "gene")
         ids = np.frombuffer(self._native.resolve_genes(genes), dtype=np.uint32)

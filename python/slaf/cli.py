@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from typing import NoReturn
@@ -23,6 +24,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 _NONFINITE = "store NaN/inf values of X (with a warning) instead of refusing the input"
+_NO_GENE_INDEX = (
+    "skip the gene-major table and axis statistics (faster write, slower gene-centric reads; "
+    "`slaf index PATH` builds them later)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--quiet", action="store_true", help="no progress line")
     convert.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE)
+    convert.add_argument("--no-gene-index", action="store_true", help=_NO_GENE_INDEX)
 
     append = commands.add_parser("append", help="append inputs to an existing dataset")
     append.add_argument("paths", nargs="+", metavar="IN... EXISTING")
@@ -47,12 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     append.add_argument("--format", choices=FORMATS, default=None)
     append.add_argument("--quiet", action="store_true", help="no progress line")
     append.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE)
+    append.add_argument("--no-gene-index", action="store_true", help=_NO_GENE_INDEX)
 
-    index = commands.add_parser("index", help="build or drop a vector index on an embedding")
+    index = commands.add_parser(
+        "index",
+        help="build the gene-major table and axis statistics, or (--vectors) a vector index",
+    )
     index.add_argument("path")
     index.add_argument(
         "--vectors",
-        required=True,
+        default=None,
         metavar="SECTION/KEY",
         help="the embedding to index: obsm/KEY or varm/KEY (e.g. obsm/X_scvi)",
     )
@@ -73,6 +83,22 @@ def _index(args: argparse.Namespace) -> str:
     from slaf import _native
     from slaf.knn import index_record
 
+    if args.vectors is None:
+        vector_only = [
+            flag
+            for flag, given in [
+                ("--drop", args.drop),
+                ("--num-partitions", args.num_partitions is not None),
+                ("--num-sub-vectors", args.num_sub_vectors is not None),
+            ]
+            if given
+        ]
+        if vector_only:
+            raise _UsageError(f"{vector_only[0]} needs --vectors SECTION/KEY")
+        start = time.perf_counter()
+        _native.NativeWriter.index_gene_major(args.path)
+        seconds = time.perf_counter() - start
+        return f"indexed {args.path}: gene-major table and axis statistics ({seconds:.1f} s)"
     section, _, key = args.vectors.partition("/")
     if section not in ("obsm", "varm") or not key:
         raise _UsageError(f"--vectors takes obsm/KEY or varm/KEY, not {args.vectors!r}")
@@ -117,6 +143,7 @@ def _run(args: argparse.Namespace) -> None:
             overwrite=args.overwrite,
             progress=show,
             allow_nonfinite=args.allow_nonfinite,
+            gene_index=not args.no_gene_index,
         )
     else:
         append(
@@ -126,6 +153,7 @@ def _run(args: argparse.Namespace) -> None:
             chunk_size=args.chunk_size,
             progress=show,
             allow_nonfinite=args.allow_nonfinite,
+            gene_index=not args.no_gene_index,
         )
     print(_done(args))
 

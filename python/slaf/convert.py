@@ -1059,6 +1059,7 @@ def convert(
     rows_per_fragment: int | None = None,
     allow_nonfinite: bool = False,
     storage_options: dict[str, str] | None = None,
+    gene_index: bool = True,
 ) -> str:
     """Convert h5ad / 10x inputs into one SLAF dataset.
 
@@ -1089,6 +1090,10 @@ def convert(
     storage_options
         Object-store options (credentials, endpoint, region) for an ``s3://`` output; the
         standard AWS variables are used otherwise.
+    gene_index
+        Also write the gene-major companion table and the per-cell/per-gene statistics
+        (``slaf index`` builds them later; ``--no-gene-index`` skips them). Gene-centric
+        reads use it; it costs about as much disk as the expression table.
 
     Returns
     -------
@@ -1139,6 +1144,7 @@ def convert(
                 rows_per_fragment,
                 storage_options,
             )
+            writer.set_gene_index(gene_index)
             try:
                 _write(writer, sources, chunk_size, progress, prepare, allow_nonfinite)
                 break
@@ -1171,6 +1177,7 @@ def append(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = False,
     allow_nonfinite: bool = False,
+    gene_index: bool = True,
 ) -> str:
     """Append the cells of h5ad / 10x inputs to an existing SLAF dataset.
 
@@ -1188,6 +1195,9 @@ def append(
         The dataset to extend.
     input_format, chunk_size, progress, allow_nonfinite
         As for :func:`convert`.
+    gene_index
+        Rebuild the gene-major companion and statistics over all cells (the default);
+        ``False`` leaves an existing companion stale (unused until ``slaf index``).
 
     Returns
     -------
@@ -1204,6 +1214,7 @@ def append(
         raise DatasetNotFoundError(f"no dataset at {target}: the path does not exist")
     with _opened(inputs, input_format, chunk_size, target) as sources:
         writer = _native.NativeWriter.append(target)
+        writer.set_gene_index(gene_index)
 
         def prepare(writer: Any) -> list[Any]:
             for s in sources:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 
 from slaf.integrations.anndata import LazyAnnData, LazyExpressionMatrix
@@ -65,6 +66,17 @@ def blocks(source: LazyExpressionMatrix) -> Iterator[tuple[int, sp.csr_matrix]]:
             yield row + lo, chunk[lo:hi]
             lo = hi
         row += chunk.shape[0]
+
+
+def stored_stats(adata: LazyAnnData, axis: int) -> pl.DataFrame | None:
+    """The statistics the dataset stores per cell (``axis=1``) or per gene (``axis=0``), when
+    they describe ``adata.X`` exactly: the whole dataset, untransformed, and the gene-major
+    table fresh (``slaf convert`` writes them; ``slaf index`` adds them). ``None`` otherwise,
+    and the caller streams X instead."""
+    if adata.is_view or adata.transforms:
+        return None
+    table = adata.slaf._native.axis_stats("cells" if axis == 1 else "genes")
+    return None if table is None else pl.DataFrame(table)
 
 
 def row_ids(block: sp.csr_matrix) -> np.ndarray:

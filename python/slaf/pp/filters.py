@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from slaf.integrations.anndata import LazyAnnData
-from slaf.pp._stream import blocks, check_adata, row_ids
+from slaf.pp._stream import blocks, check_adata, row_ids, stored_stats
 
 
 def _one_option(names: tuple[str, ...], values: tuple[float | None, ...]) -> None:
@@ -16,9 +16,32 @@ def _one_option(names: tuple[str, ...], values: tuple[float | None, ...]) -> Non
         raise ValueError(f"Only provide one of the optional parameters {listed} per call.")
 
 
+#: The stored statistic for (axis, count_genes): 1 = per cell, 0 = per gene.
+_STORED = {
+    1: {False: "slaf_total_counts", True: "slaf_n_genes_by_counts"},
+    0: {False: "slaf_total_counts", True: "slaf_n_cells_by_counts"},
+}
+
+
 def _per_axis(adata: LazyAnnData, axis: int, count_genes: bool) -> np.ndarray:
     """Per cell (axis 1) or per gene (axis 0): the sum of X, or the number of values > 0."""
     source = adata.X
+    stats = stored_stats(adata, axis)
+    # The stored counts are of values != 0: the same as > 0 when no value is negative.
+    recorded = adata.slaf.config.get("metadata", {}).get("expression_stats", {})
+    nonnegative = recorded.get("min_value", -1) >= 0
+    if stats is not None and (nonnegative or not count_genes):
+        out = stats[_STORED[axis][count_genes]].to_numpy()
+        out = out.astype(np.int64 if count_genes else float)
+    else:
+        out = _streamed(source, axis, count_genes)
+    if not count_genes and np.issubdtype(source.dtype, np.floating):
+        out = out.astype(source.dtype)  # scanpy sums in the data's dtype
+    return out
+
+
+def _streamed(source: Any, axis: int, count_genes: bool) -> np.ndarray:
+    """:func:`_per_axis` computed in one pass over X."""
     n_obs, n_vars = source.shape
     out = np.zeros(n_obs if axis == 1 else n_vars, dtype=np.int64 if count_genes else float)
     for lo, block in blocks(source):
@@ -28,8 +51,6 @@ def _per_axis(adata: LazyAnnData, axis: int, count_genes: bool) -> np.ndarray:
             out[lo : lo + block.shape[0]] = part
         else:
             out += np.bincount(block.indices, weights=weights, minlength=n_vars).astype(out.dtype)
-    if not count_genes and np.issubdtype(source.dtype, np.floating):
-        out = out.astype(source.dtype)  # scanpy sums in the data's dtype
     return out
 
 
