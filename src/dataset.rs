@@ -286,13 +286,7 @@ impl Dataset {
         let rows = match layout {
             Layout::CellMajor => self.cell_rows(unique_cells)?,
             Layout::GeneMajor => {
-                let Some(by_gene) = self.gene_major()? else {
-                    return Err(Error::invalid_argument(format!(
-                        "{} has no fresh gene-major table ({}); `slaf index` builds it",
-                        self.location.uri(),
-                        self.gene_major_status().as_str()
-                    )));
-                };
+                let by_gene = self.fresh_gene_major()?;
                 let values = Values::for_type(
                     self.expression.require_column(VALUE_COLUMN)?,
                     "expression.value",
@@ -350,6 +344,17 @@ impl Dataset {
             }
             Some(_) => gene_major::Status::Stale,
         }
+    }
+
+    /// The gene-major companion, or an error saying why there is none to read.
+    fn fresh_gene_major(&self) -> Result<&GeneMajor> {
+        self.gene_major()?.ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "{} has no fresh gene-major table ({}); `slaf index` builds it",
+                self.location.uri(),
+                self.gene_major_status().as_str()
+            ))
+        })
     }
 
     /// The gene-major companion with its row offsets, if fresh (opened once).
@@ -441,6 +446,17 @@ impl Dataset {
     pub fn expression_rows(&self, cells: &[u32], columns: &[&str]) -> Result<Vec<RecordBatch>> {
         let (ranges, _) = self.start_index()?.ranges_of(cells);
         block_on(self.expression.read_ranges(&ranges, columns))
+    }
+
+    /// The gene-major table's rows of `genes` (ascending, unique), `columns` projected (the
+    /// expression table's names and types), read through the genes' row ranges; an error
+    /// unless the table is fresh.
+    pub fn expression_rows_by_gene(
+        &self,
+        genes: &[u32],
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>> {
+        self.fresh_gene_major()?.rows(genes, columns)
     }
 
     /// Reads gene ids and values of `cells` (ascending, unique) through their row ranges.

@@ -14,7 +14,6 @@
 
 mod axis;
 pub mod cell_lists;
-pub mod cell_rows;
 mod columns;
 pub mod config;
 mod dataset;
@@ -31,6 +30,7 @@ mod matrix;
 mod memory_filter;
 mod runtime;
 pub mod scan;
+pub mod selected_rows;
 mod selection;
 pub mod slice;
 mod start_index;

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use slaf::cell_lists::{CellListScan, CELL_LIST_COLUMNS};
-use slaf::cell_rows::CellRowScan;
 use slaf::scan::{table_of, Scan};
+use slaf::selected_rows::SelectedRowScan;
 use slaf::slice::Selection;
+use slaf::Axis;
 
 use crate::arrow_export::ArrowStream;
 use crate::dataset::{selector, NativeDataset};
@@ -19,7 +21,7 @@ use crate::errors::IntoPy;
 enum Source {
     Table(Scan),
     CellLists(CellListScan),
-    CellRows(CellRowScan),
+    SelectedRows(SelectedRowScan),
 }
 
 /// A running scan (use `slaf.polars.scan_slaf`).
@@ -55,9 +57,11 @@ impl NativeScan {
     /// `None`), keeping rows that satisfy the Lance SQL `filter`. For `cells_x`, `filter` is
     /// evaluated on the cells table and `layer` picks the values. For the expression table,
     /// `cells` (a selector) reads just those cells' rows, through their row ranges, instead of
-    /// filtering a scan (`filter` must then be `None`).
+    /// filtering a scan (`filter` must then be `None`); `genes` likewise reads just those genes'
+    /// rows from the gene-major table (which must be fresh).
     #[new]
-    #[pyo3(signature = (dataset, table, columns=None, filter=None, layer=None, cells=None))]
+    #[pyo3(signature = (dataset, table, columns=None, filter=None, layer=None, cells=None, genes=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         dataset: PyRef<'_, NativeDataset>,
@@ -66,9 +70,19 @@ impl NativeScan {
         filter: Option<String>,
         layer: Option<String>,
         cells: Option<Bound<'_, PyAny>>,
+        genes: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let dataset: &NativeDataset = &dataset;
-        let cells = cells.map(|c| selector(&c)).transpose()?;
+        let selected = match (cells, genes) {
+            (None, None) => None,
+            (Some(cells), None) => Some((Axis::Cells, selector(&cells)?)),
+            (None, Some(genes)) => Some((Axis::Genes, selector(&genes)?)),
+            (Some(_), Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "a scan reads the rows of selected cells or of selected genes, not both",
+                ))
+            }
+        };
         py.detach(|| -> slaf::Result<Self> {
             let all: Vec<String> = table_schema(dataset, &table, layer.as_deref())?
                 .fields()
@@ -102,20 +116,25 @@ impl NativeScan {
                     ),
                 ));
             }
-            if let Some(cells) = cells {
+            if let Some((along, ids)) = selected {
                 if !matches!(table.to_ascii_lowercase().as_str(), "expression" | "x")
                     || filter.is_some()
                 {
                     return Err(slaf::Error::new(
                         slaf::ErrorKind::InvalidArgument,
-                        "a cell selection reads rows of the expression table, without a filter",
+                        "a cell or gene selection reads rows of the expression table, without a \
+                         filter",
                     ));
                 }
                 let ds = dataset.dataset();
-                let scan = CellRowScan::new(ds.clone(), &ds.resolve_cells(&cells)?, &columns)?;
+                let ids = match along {
+                    Axis::Cells => ds.resolve_cells(&ids)?,
+                    Axis::Genes => ds.resolve_genes(&ids)?,
+                };
+                let scan = SelectedRowScan::new(ds.clone(), along, &ids, &columns)?;
                 let schema = scan.schema().clone();
                 return Ok(Self {
-                    source: Source::CellRows(scan),
+                    source: Source::SelectedRows(scan),
                     schema,
                 });
             }
@@ -158,7 +177,7 @@ impl NativeScan {
             .detach(|| match &self.source {
                 Source::Table(scan) => scan.next_batch(max_rows),
                 Source::CellLists(scan) => scan.next_batch(max_rows),
-                Source::CellRows(scan) => scan.next_batch(max_rows),
+                Source::SelectedRows(scan) => scan.next_batch(max_rows),
             })
             .py_err()?;
         Ok(batch.map(|b| ArrowStream::new(self.schema.clone(), vec![b])))

@@ -60,12 +60,16 @@ class ScanStats:
     cells_selected
         For the expression table: how many cells' rows were read through their row ranges,
         when the predicate bounds ``cell_integer_id`` (``None``: a scan of the table).
+    genes_selected
+        For the expression table: how many genes' rows were read from the gene-major table,
+        when the predicate bounds ``gene_integer_id`` and the planner picked that layout.
     """
 
     rows_read: int = 0
     rows_returned: int = 0
     pushed_filter: str | None = None
     cells_selected: int | None = None
+    genes_selected: int | None = None
 
 
 def _is_nested(dtype: pl.DataType) -> bool:
@@ -140,18 +144,31 @@ def scan_slaf(
         wanted = list(schema) if with_columns is None else list(with_columns)
         read = list(wanted)
         pushed = None
-        cells = None
+        cells = genes = None
         if predicate is not None:
             read += [c for c in predicate.meta.root_names() if c not in read]
             if table.lower() in ("expression", "x"):
-                # A bound on cell_integer_id becomes the row ranges of those cells.
-                cells = cell_ids_of(predicate, dataset.shape[0])
-            if cells is None:
+                # A bound on cell_integer_id becomes the row ranges of those cells; one on
+                # gene_integer_id those genes' ranges in the gene-major table, when the planner
+                # finds that cheaper.
+                n_cells, n_genes = dataset.shape
+                cells = cell_ids_of(predicate, n_cells)
+                genes = cell_ids_of(predicate, n_genes, "gene_integer_id")
+                cell_selector = ("all", None) if cells is None else _ids_selector(cells)
+                if genes is not None and (
+                    dataset.layout_for(cell_selector, _ids_selector(genes)) != "gene-major"
+                ):
+                    genes = None
+            if cells is None and genes is None:
                 pushed = to_lance_filter(predicate, pushable)
-        if cells is not None:
+        if genes is not None:
+            if stats is not None:
+                stats.genes_selected = len(genes)
+            scan = _native.NativeScan(dataset, table, read, None, None, None, _ids_selector(genes))
+        elif cells is not None:
             if stats is not None:
                 stats.cells_selected = len(cells)
-            scan = _native.NativeScan(dataset, table, read, None, None, _cells_selector(cells))
+            scan = _native.NativeScan(dataset, table, read, None, None, _ids_selector(cells))
         else:
             scan = _open_scan(dataset, table, read, pushed, cell_filter, layer, stats)
         remaining = n_rows
@@ -183,10 +200,10 @@ def scan_slaf(
     )
 
 
-def _cells_selector(cells: range | list[int]) -> tuple[str, Any]:
-    if isinstance(cells, range):
-        return ("range", (cells.start, cells.stop, 1))
-    return ("ids", np.asarray(cells, dtype=np.int64).tobytes())
+def _ids_selector(ids: range | list[int]) -> tuple[str, Any]:
+    if isinstance(ids, range):
+        return ("range", (ids.start, ids.stop, 1))
+    return ("ids", np.asarray(ids, dtype=np.int64).tobytes())
 
 
 def _open_scan(

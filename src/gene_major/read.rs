@@ -3,6 +3,8 @@
 
 use std::ops::Range;
 
+use arrow_array::RecordBatch;
+
 use crate::columns::{extend_ids, Values};
 use crate::error::{Error, Result};
 use crate::matrix::CellRows;
@@ -31,6 +33,12 @@ impl GeneMajor {
             ranges,
             *offsets.last().expect("offsets start with 0") as u64,
         )
+    }
+
+    /// The rows of `genes` (ascending, unique), `columns` projected.
+    pub fn rows(&self, genes: &[u32], columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let (ranges, _) = self.index.ranges_of(genes);
+        block_on(self.table.read_ranges(&ranges, columns))
     }
 
     /// The stored entries of `genes` (ascending, unique) in `cells` (ascending, unique) as the

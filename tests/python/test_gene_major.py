@@ -22,7 +22,7 @@ from slaf import SLAFArray, _native
 from slaf.cli import main
 from slaf.convert import append, convert
 from slaf.integrations import read_slaf
-from slaf.polars import scan_slaf
+from slaf.polars import ScanStats, scan_slaf
 from slaf.sql import EXTENSION
 
 from conftest import FIXTURES, REPO, needs_shared
@@ -120,14 +120,21 @@ def test_sql_and_polars_gene_predicates_agree_with_and_without_it(pair) -> None:
     assert sliced[0] == sliced[1] and sliced[0]
     info = con.execute(f"SELECT gene_major FROM slaf_info('{indexed}')").fetchone()
     assert info == ("fresh",)
-    scanned = [
-        scan_slaf(p)
-        .filter(pl.col("gene_integer_id").is_in([1, 8]))
-        .sort("gene_integer_id", "cell_integer_id")
-        .collect()
-        for p in (indexed, plain)
-    ]
+    scanned, selected = [], []
+    for p in (indexed, plain):
+        stats = ScanStats()
+        frame = (
+            scan_slaf(p, stats=stats)
+            .filter(pl.col("gene_integer_id").is_in([1, 8]) & (pl.col("cell_integer_id") > 100))
+            .sort("gene_integer_id", "cell_integer_id")
+            .collect()
+        )
+        scanned.append(frame)
+        selected.append(stats.genes_selected)
     assert scanned[0].equals(scanned[1]) and scanned[0].height > 0
+    assert scanned[0].schema == scanned[1].schema
+    # Only these genes' rows were read with the gene-major table; a filtered scan without it.
+    assert selected == [2, None]
 
 
 def test_statistics_match_the_matrix_and_stay_out_of_obs_and_var(pair) -> None:

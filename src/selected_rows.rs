@@ -1,7 +1,9 @@
-//! The expression table's rows of a set of cells, streamed a chunk of cells at a time: what a
-//! scan of the expression table restricted by `cell_integer_id` reads instead of the whole
-//! table (Polars' `scan_slaf(path, "expression").filter(pl.col("cell_integer_id") < 1000)`).
-//! Each cell's rows are one contiguous range (`cell_start_index`), so only those are read.
+//! The expression table's rows of a set of cells, or of a set of genes, streamed a chunk of ids
+//! at a time: what a scan of the expression table restricted by `cell_integer_id` (or
+//! `gene_integer_id`) reads instead of the whole table (Polars'
+//! `scan_slaf(path, "expression").filter(pl.col("cell_integer_id") < 1000)`). Each cell's rows
+//! are one contiguous range of the expression table (`cell_start_index`), each gene's one of the
+//! gene-major table (`slaf_gene_start_index`), so only those are read.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,14 +13,17 @@ use arrow_schema::SchemaRef;
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::selection::Resolved;
+use crate::selection::{Axis, Resolved};
 
-/// Cells whose rows are read per storage request.
-const CHUNK_CELLS: usize = 4096;
+/// Cells or genes whose rows are read per storage request.
+const CHUNK_IDS: usize = 4096;
 
-/// Rows of selected cells, in ascending cell order.
-pub struct CellRowScan {
+/// Rows of selected cells in ascending cell order, or of selected genes in ascending gene order
+/// (then cell order).
+pub struct SelectedRowScan {
     dataset: Arc<Dataset>,
+    /// Whose rows: cells' (from the expression table) or genes' (from the gene-major table).
+    along: Axis,
     columns: Vec<String>,
     schema: SchemaRef,
     chunks: Mutex<VecDeque<Vec<u32>>>,
@@ -26,9 +31,16 @@ pub struct CellRowScan {
     pending: Mutex<VecDeque<RecordBatch>>,
 }
 
-impl CellRowScan {
-    /// The rows of `cells` (any order, repeats ignored), `columns` of the expression table.
-    pub fn new(dataset: Arc<Dataset>, cells: &Resolved, columns: &[&str]) -> Result<Self> {
+impl SelectedRowScan {
+    /// The rows of `ids` along `along` (any order, repeats ignored), `columns` of the
+    /// expression table. Genes' rows need a fresh gene-major table (an error otherwise; see
+    /// [`Dataset::layout_for`]).
+    pub fn new(
+        dataset: Arc<Dataset>,
+        along: Axis,
+        ids: &Resolved,
+        columns: &[&str],
+    ) -> Result<Self> {
         let arrow = dataset.expression_table().schema().clone();
         let indices = columns
             .iter()
@@ -46,14 +58,15 @@ impl CellRowScan {
                 .project(&indices)
                 .map_err(|e| Error::invalid_argument(e.to_string()))?,
         );
-        let mut ids: Vec<u32> = (0..cells.len()).map(|i| cells.id(i)).collect();
+        let mut ids: Vec<u32> = (0..ids.len()).map(|i| ids.id(i)).collect();
         ids.sort_unstable();
         ids.dedup();
         Ok(Self {
             dataset,
+            along,
             columns: columns.iter().map(|c| c.to_string()).collect(),
             schema,
-            chunks: Mutex::new(ids.chunks(CHUNK_CELLS).map(<[u32]>::to_vec).collect()),
+            chunks: Mutex::new(ids.chunks(CHUNK_IDS).map(<[u32]>::to_vec).collect()),
             pending: Mutex::new(VecDeque::new()),
         })
     }
@@ -63,7 +76,7 @@ impl CellRowScan {
         &self.schema
     }
 
-    /// The next batch of at most `max_rows` rows, or `None` when every cell's rows were read.
+    /// The next batch of at most `max_rows` rows, or `None` when every id's rows were read.
     pub fn next_batch(&self, max_rows: usize) -> Result<Option<RecordBatch>> {
         let max_rows = max_rows.max(1);
         loop {
@@ -78,11 +91,14 @@ impl CellRowScan {
                 }
                 return Ok(Some(batch));
             }
-            let Some(cells) = lock(&self.chunks).pop_front() else {
+            let Some(ids) = lock(&self.chunks).pop_front() else {
                 return Ok(None);
             };
             let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
-            let batches = self.dataset.expression_rows(&cells, &columns)?;
+            let batches = match self.along {
+                Axis::Cells => self.dataset.expression_rows(&ids, &columns)?,
+                Axis::Genes => self.dataset.expression_rows_by_gene(&ids, &columns)?,
+            };
             let batches = batches
                 .into_iter()
                 .map(|b| self.in_schema_order(b))
@@ -92,7 +108,7 @@ impl CellRowScan {
     }
 }
 
-impl CellRowScan {
+impl SelectedRowScan {
     /// `batch`'s columns in the order asked for.
     fn in_schema_order(&self, batch: RecordBatch) -> Result<RecordBatch> {
         let columns = self
