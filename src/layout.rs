@@ -33,8 +33,9 @@ pub(crate) struct ReadCost {
     pub ranges: usize,
 }
 
-/// Rows a range read costs beyond its rows (measured on local NVMe: a small range read takes
-/// about as long as decoding a few thousand rows of a long one).
+/// Rows a range read costs beyond its rows: an estimate (a small range read decodes at least a
+/// page of each column). It ranks the two layouts as measured in `benches/bench_gene_major.py`
+/// (100 genes × 1,000 of 100,000 cells: gene-major 22 ms, cell-major 62 ms).
 const RANGE_COST_ROWS: u64 = 4096;
 
 impl ReadCost {

@@ -381,10 +381,10 @@ pub(crate) fn put_columns(
     let failed =
         |what: String| move |e: lance::Error| Error::storage(format!("{what} of {shown}"), e);
     let schema = batch.schema();
-    let replaced: Vec<&str> = schema
-        .fields()
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let replaced: Vec<&str> = names
         .iter()
-        .map(|f| f.name().as_str())
+        .copied()
         .filter(|name| table.schema().field(name).is_some())
         .collect();
     if !replaced.is_empty() {
@@ -395,18 +395,13 @@ pub(crate) fn put_columns(
     let n_rows = batch.num_rows();
     if ids.len() != n_rows || ids.iter().any(|&i| i as usize >= n_rows) {
         return Err(Error::corrupt(format!(
-            "{id_column} of {shown} does not hold each of 0..{n_rows} once"
+            "{id_column} of {shown} has {} rows or ids outside 0..{n_rows}",
+            ids.len()
         )));
     }
     let ordered = take_record_batch(batch, &UInt32Array::from(ids))
-        .map_err(|e| Error::invalid_argument(format!("ordering {replaced:?}: {e}")))?;
-    let reader = RecordBatchIterator::new([Ok(ordered)], schema);
-    let names: Vec<&str> = batch
-        .schema_ref()
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+        .map_err(|e| Error::invalid_argument(format!("ordering {names:?}: {e}")))?;
+    let reader = RecordBatchIterator::new([Ok(ordered)], schema.clone());
     block_on(table.add_columns(NewColumnTransform::Reader(Box::new(reader)), None, None))
         .map_err(failed(format!("adding {names:?}")))?;
     Ok(table.manifest().version)
