@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_submatrix import ensure_slafdb
+from bench_submatrix import ensure_slafdb, run_fresh
 from synthetic import ensure_dataset, ensure_h5ad
 
 # Runs in a fresh interpreter per (tool, query); `import slaf` is slafdb in .venv-slafdb.
@@ -223,18 +222,8 @@ def params_for(indexed: Path, n_cells: int, n_genes: int) -> dict:
 
 
 def run(python: Path, tool: str, query: str, path: Path, params: dict, reps: int) -> dict:
-    env = dict(os.environ)
-    if tool == "slafdb":  # its own `slaf`, not one on PYTHONPATH
-        env.pop("PYTHONPATH", None)
-    done = subprocess.run(
-        [python, "-c", RUNNER, tool, query, str(path), json.dumps(params), str(reps)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1][:120] if done.stderr else "crashed"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = [tool, query, str(path), json.dumps(params), str(reps)]
+    return run_fresh(python, RUNNER, args, slafdb=tool == "slafdb")
 
 
 def main() -> None:

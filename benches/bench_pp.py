@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_submatrix import run_fresh
 from synthetic import ensure_dataset, ensure_h5ad
 
 # Runs in a fresh interpreter: argv = tool, slaf path, h5ad path, params (JSON).
@@ -93,18 +92,8 @@ STEPS = ("read", "qc", "filter_cells", "filter_genes", "normalize", "log1p", "hv
 
 def run(python: Path, tool: str, paths: tuple[Path, Path], params: dict) -> dict:
     """One tool's whole recipe in a fresh interpreter; an error is reported, not raised."""
-    env = dict(os.environ)
-    if tool == "slafdb":  # its own `slaf`, not one on PYTHONPATH
-        env.pop("PYTHONPATH", None)
-    done = subprocess.run(
-        [python, "-c", RUNNER, tool, *map(str, paths), json.dumps(params)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1][:160] if done.stderr else "crashed"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = [tool, *map(str, paths), json.dumps(params)]
+    return run_fresh(python, RUNNER, args, slafdb=tool == "slafdb")
 
 
 def main() -> None:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_submatrix import ensure_slafdb
+from bench_submatrix import ensure_slafdb, run_fresh
 from synthetic import ensure_dataset, ensure_h5ad
 
 # Runs in a fresh interpreter: argv = tool, query, slaf path, h5ad path, params (JSON), reps.
@@ -145,14 +144,8 @@ def params_for(slaf_path: Path) -> dict:
 
 
 def run(python: Path, tool: str, query: str, paths: tuple[Path, Path], params: dict, reps: int):
-    done = subprocess.run(
-        [python, "-c", RUNNER, tool, query, *map(str, paths), json.dumps(params), str(reps)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1][:120] if done.stderr else "crashed"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = [tool, query, *map(str, paths), json.dumps(params), str(reps)]
+    return run_fresh(python, RUNNER, args, slafdb=tool == "slafdb")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -62,6 +63,19 @@ def ensure_slafdb() -> Path:
         venv.create(SLAFDB_VENV, with_pip=True)
         subprocess.run([python, "-m", "pip", "install", "-q", "slafdb==0.5.2"], check=True)
     return python
+
+
+def run_fresh(python: Path, runner: str, args: list[str], slafdb: bool) -> dict:
+    """Runs the script ``runner`` with ``args`` in a fresh ``python``, whose last line of output
+    is a JSON object; a failure comes back as ``{"error": ...}`` (its last line of stderr).
+    slafdb runs without ``PYTHONPATH``, so that it imports its own ``slaf``, not ours."""
+    env = dict(os.environ)
+    if slafdb:
+        env.pop("PYTHONPATH", None)
+    done = subprocess.run([python, "-c", runner, *args], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1][:160] if done.stderr else "crashed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run(python: Path, path: Path, reps: int) -> dict:
