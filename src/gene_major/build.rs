@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::compute::{cast, take_record_batch};
-use arrow_array::{Array, RecordBatch, UInt32Array};
+use arrow_array::{
+    downcast_primitive_array, Array, ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch,
+    UInt32Array,
+};
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -401,15 +404,49 @@ impl Buckets {
         for i in 0..width {
             starts[i + 1] += starts[i];
         }
-        let mut order = vec![0u32; genes.len()];
+        // Each row's place in gene order. Rows are then scattered to their places: the rows of
+        // one gene are written one after another, so the writes stay in a few thousand cache
+        // lines, where gathering them in gene order would read all over the bucket.
+        let mut place = vec![0u32; genes.len()];
         for (row, &g) in genes.iter().enumerate() {
             let slot = &mut starts[g as usize - first];
-            order[*slot as usize] = row as u32;
+            place[row] = *slot;
             *slot += 1;
         }
-        take_record_batch(&all, &UInt32Array::from(order))
+        drop(genes);
+        let columns = all
+            .columns()
+            .iter()
+            .map(|column| scatter(column.as_ref(), &place))
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::storage("sorting expression rows by gene", e))
     }
+}
+
+/// `array` with row `i` moved to `place[i]` (a permutation); id and value columns are
+/// primitive and hold no nulls.
+fn scatter(array: &dyn Array, place: &[u32]) -> Result<ArrayRef> {
+    fn typed<T: ArrowPrimitiveType>(array: &PrimitiveArray<T>, place: &[u32]) -> ArrayRef {
+        let mut out = vec![T::Native::default(); array.len()];
+        for (&value, &to) in array.values().iter().zip(place) {
+            out[to as usize] = value;
+        }
+        Arc::new(
+            PrimitiveArray::<T>::new(out.into(), None).with_data_type(array.data_type().clone()),
+        )
+    }
+    if array.null_count() > 0 {
+        return Err(Error::invalid_schema(
+            "the expression table has nulls in its id or value columns",
+        ));
+    }
+    downcast_primitive_array!(
+        array => Ok(typed(array, place)),
+        other => Err(Error::invalid_schema(format!(
+            "the expression table's id and value columns must be numbers, not {other}"
+        )))
+    )
 }
 
 /// The companion's schema: the expression table's `gene, cell, value` columns, same types.
