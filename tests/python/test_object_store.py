@@ -245,6 +245,10 @@ def test_convert_to_s3(s3: dict) -> None:
     x = written.get_submatrix(slice(0, 500), format="csr")
     assert (x != local.get_submatrix(slice(0, 500), format="csr")).nnz == 0
     np.testing.assert_array_equal(written.obsm["X_emb"], local.obsm["X_emb"])
+    # The gene-major table went up with it and serves gene reads from the store.
+    assert written._native.gene_major_status() == "fresh"
+    genes = local.var["gene_id"].to_list()[:3]
+    assert written.get_gene_expression(genes).equals(local.get_gene_expression(genes))
     # config.json went up last.
     puts = [r for r in s3["moto"].requests() if r.startswith("PUT") and "converted.slaf" in r]
     assert puts[-1] == f"PUT /{BUCKET}/converted.slaf/config.json"
