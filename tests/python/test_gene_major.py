@@ -280,3 +280,36 @@ def test_filters_use_the_stored_statistics_with_scanpy_results(
     # A view (or a transformed X) is not what the statistics describe: it streams.
     with pytest.raises(AssertionError, match="streamed X"):
         getattr(slaf.pp, function)(read_slaf(indexed)[:100], **option, inplace=False)
+
+
+def test_qc_metrics_without_top_shares_come_from_the_statistics(
+    pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scanpy as sc
+
+    import slaf.pp
+    from slaf.pp import qc
+
+    adata, indexed, plain = pair
+    mem = adata.copy()
+    mem.var["low"] = np.arange(mem.n_vars) < 5
+    want_obs, want_var = sc.pp.calculate_qc_metrics(mem, qc_vars=["low"], percent_top=None)
+    lazy_plain = read_slaf(plain)
+    lazy_plain.var["low"] = mem.var["low"].to_numpy()
+    streamed = slaf.pp.calculate_qc_metrics(lazy_plain, qc_vars=["low"], percent_top=None)
+
+    def no_streaming(*_args: object) -> None:
+        raise AssertionError("streamed X although the statistics are stored")
+
+    monkeypatch.setattr(qc, "_streamed", no_streaming)
+    lazy = read_slaf(indexed)
+    lazy.var["low"] = mem.var["low"].to_numpy()
+    got_obs, got_var = slaf.pp.calculate_qc_metrics(lazy, qc_vars=["low"], percent_top=None)
+    for got, want, other in [(got_obs, want_obs, streamed[0]), (got_var, want_var, streamed[1])]:
+        assert list(got.columns) == list(want.columns)
+        for column in want.columns:
+            np.testing.assert_allclose(got[column], want[column], rtol=1e-6, err_msg=column)
+            np.testing.assert_array_equal(got[column], other[column], err_msg=column)
+    # With the top-gene shares (scanpy's default) a pass over X is needed.
+    with pytest.raises(AssertionError, match="streamed X"):
+        slaf.pp.calculate_qc_metrics(lazy, percent_top=(5,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import scipy.sparse as sp
 
 from slaf import _native
 from slaf.integrations.anndata import LazyAnnData
-from slaf.pp._stream import blocks, check_adata, matrix, row_ids
+from slaf.pp._stream import blocks, check_adata, matrix, row_ids, stored_stats
 
 
 def _top_shares(block: sp.csr_matrix, values: np.ndarray, ns: np.ndarray) -> np.ndarray:
@@ -18,6 +19,59 @@ def _top_shares(block: sp.csr_matrix, values: np.ndarray, ns: np.ndarray) -> np.
     a selection per row in the core, rows in parallel."""
     indptr = np.asarray(block.indptr, dtype=np.int64)
     return _native.top_sums(indptr, values, [int(n) for n in ns])
+
+
+def _streamed(source: Any, masks: list[np.ndarray], ns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The metrics' sums in one pass over ``source``: per cell the number of genes, the total,
+    the top-``ns`` sums and the ``masks``' totals; per gene the number of cells and the total."""
+    n_obs, n_vars = source.shape
+    n_genes = np.zeros(n_obs, dtype=np.int64)
+    totals = np.zeros(n_obs)
+    tops = np.zeros((n_obs, len(ns)))
+    qc_totals = np.zeros((len(masks), n_obs))
+    n_cells = np.zeros(n_vars, dtype=np.int64)
+    gene_totals = np.zeros(n_vars)
+    for lo, block in blocks(source):
+        block.eliminate_zeros()
+        hi = lo + block.shape[0]
+        values = block.data.astype(np.float64)
+        rows = row_ids(block)
+        n_genes[lo:hi] = np.diff(block.indptr)
+        totals[lo:hi] = np.bincount(rows, weights=values, minlength=hi - lo)
+        if len(ns):
+            tops[lo:hi] = _top_shares(block, values, ns)
+        for i, mask in enumerate(masks):
+            hit = mask[block.indices]
+            qc_totals[i, lo:hi] = np.bincount(rows[hit], weights=values[hit], minlength=hi - lo)
+        n_cells += np.bincount(block.indices, minlength=n_vars)
+        gene_totals += np.bincount(block.indices, weights=values, minlength=n_vars)
+    return n_genes, totals, tops, qc_totals, n_cells, gene_totals
+
+
+def _from_statistics(adata: LazyAnnData, masks: list[np.ndarray]) -> tuple[np.ndarray, ...] | None:
+    """:func:`_streamed`'s sums (without top shares) from the dataset's stored statistics and
+    a read of the ``masks``' genes only (few genes over all cells: the gene-major table), when
+    the statistics describe ``adata.X``; ``None`` otherwise."""
+    cells, genes = stored_stats(adata, 1), stored_stats(adata, 0)
+    if cells is None or genes is None:
+        return None
+    n_obs = adata.n_obs
+    qc_totals = np.zeros((len(masks), n_obs))
+    for i, mask in enumerate(masks):
+        ids = np.flatnonzero(mask).astype(np.int64)
+        if not len(ids):
+            continue
+        x = adata.slaf.get_submatrix(None, ids, format="csr")
+        rows = row_ids(x)
+        qc_totals[i] = np.bincount(rows, weights=x.data.astype(np.float64), minlength=n_obs)
+    return (
+        cells["slaf_n_genes_by_counts"].to_numpy().astype(np.int64),
+        cells["slaf_total_counts"].to_numpy(),
+        np.zeros((n_obs, 0)),
+        qc_totals,
+        genes["slaf_n_cells_by_counts"].to_numpy().astype(np.int64),
+        genes["slaf_total_counts"].to_numpy(),
+    )
 
 
 def calculate_qc_metrics(
@@ -36,6 +90,9 @@ def calculate_qc_metrics(
     """Quality-control metrics per cell and per gene, as ``scanpy.pp.calculate_qc_metrics``.
 
     One streamed pass over X (or ``layer``): memory holds the per-cell and per-gene outputs.
+    With ``percent_top=None`` on a whole, untransformed dataset whose statistics are stored
+    (``slaf convert`` writes them, ``slaf index`` adds them) there is no pass: the sums come
+    from the statistics and the ``qc_vars`` genes alone are read.
 
     Parameters
     ----------
@@ -89,27 +146,9 @@ def calculate_qc_metrics(
             f"Positions outside range of features: percent_top {int(ns[-1])} with {n_vars} genes"
         )
 
-    n_genes = np.zeros(n_obs, dtype=np.int64)
-    totals = np.zeros(n_obs)
-    tops = np.zeros((n_obs, len(ns)))
-    qc_totals = np.zeros((len(masks), n_obs))
-    n_cells = np.zeros(n_vars, dtype=np.int64)
-    gene_totals = np.zeros(n_vars)
     dtype = source.dtype
-    for lo, block in blocks(source):
-        block.eliminate_zeros()
-        hi = lo + block.shape[0]
-        values = block.data.astype(np.float64)
-        rows = row_ids(block)
-        n_genes[lo:hi] = np.diff(block.indptr)
-        totals[lo:hi] = np.bincount(rows, weights=values, minlength=hi - lo)
-        if len(ns):
-            tops[lo:hi] = _top_shares(block, values, ns)
-        for i, mask in enumerate(masks):
-            hit = mask[block.indices]
-            qc_totals[i, lo:hi] = np.bincount(rows[hit], weights=values[hit], minlength=hi - lo)
-        n_cells += np.bincount(block.indices, minlength=n_vars)
-        gene_totals += np.bincount(block.indices, weights=values, minlength=n_vars)
+    stored = None if layer is not None or len(ns) else _from_statistics(adata, masks)
+    n_genes, totals, tops, qc_totals, n_cells, gene_totals = stored or _streamed(source, masks, ns)
 
     # scanpy sums in the data's dtype: keep its column dtypes
     out_dtype = dtype if np.issubdtype(dtype, np.floating) else np.float64
