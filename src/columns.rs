@@ -161,10 +161,10 @@ impl Values {
     }
 
     /// The values at `positions`, in that order.
-    pub(crate) fn gather(&self, positions: &[usize]) -> Self {
+    pub(crate) fn gather(&self, positions: &[u32]) -> Self {
         match self {
-            Values::F32(v) => Values::F32(positions.iter().map(|&i| v[i]).collect()),
-            Values::F64(v) => Values::F64(positions.iter().map(|&i| v[i]).collect()),
+            Values::F32(v) => Values::F32(positions.iter().map(|&i| v[i as usize]).collect()),
+            Values::F64(v) => Values::F64(positions.iter().map(|&i| v[i as usize]).collect()),
         }
     }
 

@@ -69,31 +69,26 @@ impl GeneMajor {
                 cell_ids.len()
             )));
         }
-        // slot[c]: the position of cell c among the selected cells (NONE: not selected).
+        if let Some(&c) = cell_ids.iter().max().filter(|&&c| c as usize >= n_cells) {
+            return Err(Error::corrupt(format!(
+                "expression_by_gene has cell_integer_id {c}, but the dataset has {n_cells} cells"
+            )));
+        }
+        // Each row's position among the selected cells (NONE: its cell is not selected).
         const NONE: u32 = u32::MAX;
-        let all = cells.len() == n_cells;
-        let mut slot = Vec::new();
-        if !all {
-            slot = vec![NONE; n_cells];
+        let slots: Vec<u32> = if cells.len() == n_cells {
+            cell_ids
+        } else {
+            let mut slot = vec![NONE; n_cells];
             for (k, &c) in cells.iter().enumerate() {
                 slot[c as usize] = k as u32;
             }
-        }
-        let slot_of = |c: u32| -> Result<u32> {
-            if c as usize >= n_cells {
-                return Err(Error::corrupt(format!(
-                    "expression_by_gene has cell_integer_id {c}, but the dataset has {n_cells} \
-                     cells"
-                )));
-            }
-            Ok(if all { c } else { slot[c as usize] })
+            cell_ids.iter().map(|&c| slot[c as usize]).collect()
         };
+        // A counting sort of the rows by cell; within a cell they stay in gene order.
         let mut counts = vec![0usize; cells.len() + 1];
-        for &c in &cell_ids {
-            let s = slot_of(c)?;
-            if s != NONE {
-                counts[s as usize + 1] += 1;
-            }
+        for &s in slots.iter().filter(|&&s| s != NONE) {
+            counts[s as usize + 1] += 1;
         }
         for k in 0..cells.len() {
             counts[k + 1] += counts[k];
@@ -101,15 +96,14 @@ impl GeneMajor {
         let kept = counts[cells.len()];
         let mut next = counts.clone();
         let mut out_genes = vec![0u32; kept];
-        let mut order = vec![0usize; kept];
+        let mut order = vec![0u32; kept];
         for (k, &g) in genes.iter().enumerate() {
             let rows = offsets[k]..offsets[k + 1];
-            for (row, &c) in rows.clone().zip(&cell_ids[rows]) {
-                let s = slot_of(c)?;
+            for (row, &s) in rows.clone().zip(&slots[rows]) {
                 if s != NONE {
                     let at = &mut next[s as usize];
                     out_genes[*at] = g;
-                    order[*at] = row;
+                    order[*at] = row as u32;
                     *at += 1;
                 }
             }
