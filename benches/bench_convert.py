@@ -30,6 +30,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benches"))
+from synthetic import add_scale_arguments  # noqa: E402
 
 OURS = """
 import sys, slaf
@@ -112,9 +113,7 @@ def measure(cmd: list[str]) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=100_000)
-    parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+    add_scale_arguments(parser)
     parser.add_argument("--chunk-size", type=int, default=2000, help="cells per chunk, ours")
     parser.add_argument(
         "--slafdb-chunk-size", type=int, default=5000, help="cells per chunk, slafdb (its default)"

@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import ensure_dataset
+from synthetic import add_scale_arguments, ensure_dataset
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -51,9 +51,7 @@ def connect(extension_dir: Path, threads: int | None) -> duckdb.DuckDBPyConnecti
 def main() -> None:
     """Runs the benchmark and prints a table of timings and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", type=int, default=100_000)
-    parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+    add_scale_arguments(parser)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--dataset", type=Path, default=None, help="an existing dataset instead")

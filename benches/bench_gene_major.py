@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_submatrix import ensure_slafdb, run_fresh
-from synthetic import ensure_dataset, ensure_h5ad
+from synthetic import add_scale_arguments, ensure_dataset, ensure_h5ad
 
 # Runs in a fresh interpreter per (tool, query); `import slaf` is slafdb in .venv-slafdb.
 RUNNER = r"""
@@ -228,9 +228,7 @@ def run(python: Path, tool: str, query: str, path: Path, params: dict, reps: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=100_000)
-    parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+    add_scale_arguments(parser)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument(
         "--ours-python",

@@ -22,7 +22,7 @@ import venv
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import ensure_dataset
+from synthetic import add_scale_arguments, ensure_dataset
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -105,9 +105,7 @@ def run(python: Path, path: Path, mode: str, args: argparse.Namespace, ours: boo
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cells", type=int, default=100_000)
-    parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+    add_scale_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-genes", type=int, default=2048)
     parser.add_argument("--modes", default=",".join(MODES))

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lance
@@ -31,15 +34,23 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import slaf.polars as sp
 
-from bench_duckdb import timed
-from synthetic import ensure_dataset
+from synthetic import add_scale_arguments, ensure_dataset
+
+
+def timed(run: Callable[[], object], reps: int) -> tuple[float, object]:
+    """Median wall time in seconds over ``reps`` runs after one warm-up, and the last result."""
+    result = run()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cells", type=int, default=100_000)
-    parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+    add_scale_arguments(parser)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--tokenize-cells", type=int, default=20_000)
     args = parser.parse_args()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_submatrix import run_fresh
-from synthetic import ensure_dataset, ensure_h5ad
+from synthetic import add_scale_arguments, ensure_dataset, ensure_h5ad
 
 # Runs in a fresh interpreter: argv = tool, slaf path, h5ad path, params (JSON).
 RUNNER = r"""
@@ -98,9 +98,7 @@ def run(python: Path, tool: str, paths: tuple[Path, Path], params: dict) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=100_000)
-    parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+    add_scale_arguments(parser)
     parser.add_argument("--min-genes", type=int, default=200)
     parser.add_argument("--n-top", type=int, default=2000)
     parser.add_argument("--n-comps", type=int, default=50)

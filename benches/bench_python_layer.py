@@ -22,7 +22,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_submatrix import ensure_slafdb, run_fresh
-from synthetic import ensure_dataset, ensure_h5ad
+from synthetic import add_scale_arguments, ensure_dataset, ensure_h5ad
 
 # Runs in a fresh interpreter: argv = tool, query, slaf path, h5ad path, params (JSON), reps.
 RUNNER = r"""
@@ -150,9 +150,7 @@ def run(python: Path, tool: str, query: str, paths: tuple[Path, Path], params: d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=100_000)
-    parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+    add_scale_arguments(parser)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument(
         "--ours-python",

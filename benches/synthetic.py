@@ -188,6 +188,20 @@ def generate(
     return config
 
 
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generated dataset's shape options every benchmark takes: ``--cells``, ``--genes``
+    and ``--nnz-per-cell`` (100,000 × 20,000 at 1,500 values per cell by default).
+
+    Parameters
+    ----------
+    parser
+        The benchmark's argument parser.
+    """
+    parser.add_argument("--cells", type=int, default=100_000)
+    parser.add_argument("--genes", type=int, default=20_000)
+    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+
+
 def ensure_dataset(cells: int, genes: int, nnz: float, out_dir: Path | None = None) -> Path:
     """The generated dataset for this scale (seed 0), made on first use and reused after.
 
