@@ -313,3 +313,36 @@ def test_qc_metrics_without_top_shares_come_from_the_statistics(
     # With the top-gene shares (scanpy's default) a pass over X is needed.
     with pytest.raises(AssertionError, match="streamed X"):
         slaf.pp.calculate_qc_metrics(lazy, percent_top=(5,))
+
+
+def test_every_slafdb_fixture_reads_the_same_once_indexed(
+    fixture_name: str, tmp_path: Path
+) -> None:
+    copy = tmp_path / fixture_name
+    shutil.copytree(FIXTURES / fixture_name, copy)
+    before = SLAFArray(copy)
+    n_cells, n_genes = before.shape
+    rng = np.random.default_rng(1)
+    selections = [
+        (None, sorted(rng.choice(n_genes, k, replace=False).tolist())) for k in (1, 5, 40)
+    ]
+    selections.append(
+        (
+            sorted(rng.choice(n_cells, 50, replace=False).tolist()),
+            sorted(rng.choice(n_genes, 30, replace=False).tolist()),
+        )
+    )
+    expected = [before.get_submatrix(c, g, format="csr") for c, g in selections]
+    assert main(["index", str(copy)]) == 0
+    after = SLAFArray(copy)
+    layouts = set()
+    for (cells, genes), want in zip(selections, expected, strict=True):
+        cell_selector = (
+            ("all", None) if cells is None else ("ids", np.array(cells, np.int64).tobytes())
+        )
+        layouts.add(
+            after._native.layout_for(cell_selector, ("ids", np.array(genes, np.int64).tobytes()))
+        )
+        got = after.get_submatrix(cells, genes, format="csr")
+        assert got.dtype == want.dtype and (got != want).nnz == 0
+    assert "gene-major" in layouts
