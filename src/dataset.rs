@@ -275,14 +275,36 @@ impl Dataset {
     /// [`Dataset::submatrix`] for already resolved selections, read through the layout the
     /// planner picks (see [`Dataset::layout_for`]).
     pub fn submatrix_resolved(&self, cells: &Resolved, genes: &Resolved) -> Result<Csr> {
-        let layout = self.layout_for(cells, genes)?;
-        self.submatrix_in(cells, genes, layout)
+        self.submatrix_through(cells, genes, None)
     }
 
     /// The submatrix read through `layout`; `GeneMajor` needs a fresh companion (an error
     /// otherwise). The result is the same either way.
     pub fn submatrix_in(&self, cells: &Resolved, genes: &Resolved, layout: Layout) -> Result<Csr> {
+        self.submatrix_through(cells, genes, Some(layout))
+    }
+
+    /// The submatrix through `layout`, or the planner's choice when `None`; each selection is
+    /// sorted once, for the choice and the read alike.
+    fn submatrix_through(
+        &self,
+        cells: &Resolved,
+        genes: &Resolved,
+        layout: Option<Layout>,
+    ) -> Result<Csr> {
         let unique_cells = unique_sorted(cells);
+        // All genes read cell-major need no list of them (the common, hot case).
+        let unique_genes = match (layout, genes) {
+            (None | Some(Layout::CellMajor), Resolved::All(_)) => Vec::new(),
+            _ => unique_sorted(genes),
+        };
+        let layout = match layout {
+            Some(layout) => layout,
+            None => self.cheaper_layout(
+                matches!(cells, Resolved::Ids(_)).then_some(&unique_cells[..]),
+                matches!(genes, Resolved::Ids(_)).then_some(&unique_genes[..]),
+            )?,
+        };
         let rows = match layout {
             Layout::CellMajor => self.cell_rows(unique_cells)?,
             Layout::GeneMajor => {
@@ -291,12 +313,7 @@ impl Dataset {
                     self.expression.require_column(VALUE_COLUMN)?,
                     "expression.value",
                 )?;
-                by_gene.cell_rows(
-                    unique_cells,
-                    &unique_sorted(genes),
-                    self.config.n_cells,
-                    values,
-                )?
+                by_gene.cell_rows(unique_cells, &unique_genes, self.config.n_cells, values)?
             }
         };
         matrix::assemble(rows, cells, genes, self.config.n_genes)
@@ -305,20 +322,30 @@ impl Dataset {
     /// The layout that reads `cells × genes` fastest: gene-major when the companion is fresh
     /// and the selected genes' rows cost less than the selected cells' rows.
     pub fn layout_for(&self, cells: &Resolved, genes: &Resolved) -> Result<Layout> {
-        if matches!(genes, Resolved::All(_)) {
+        let selected = |ids: &Resolved| match ids {
+            Resolved::All(_) => None,
+            Resolved::Ids(_) => Some(unique_sorted(ids)),
+        };
+        self.cheaper_layout(selected(cells).as_deref(), selected(genes).as_deref())
+    }
+
+    /// [`Dataset::layout_for`] for selected `cells` and `genes`, ascending and unique (`None`:
+    /// all of them). All genes are read cell-major.
+    fn cheaper_layout(&self, cells: Option<&[u32]>, genes: Option<&[u32]>) -> Result<Layout> {
+        let Some(genes) = genes else {
             return Ok(Layout::CellMajor);
-        }
+        };
         let Some(by_gene) = self.gene_major()? else {
             return Ok(Layout::CellMajor);
         };
-        let (gene_ranges, gene_rows) = by_gene.ranges(&unique_sorted(genes));
+        let (gene_ranges, gene_rows) = by_gene.ranges(genes);
         let cell_cost = match cells {
-            Resolved::All(_) => ReadCost {
+            None => ReadCost {
                 rows: self.nnz(),
                 ranges: 1,
             },
-            Resolved::Ids(_) => {
-                let (ranges, offsets) = self.start_index()?.ranges_of(&unique_sorted(cells));
+            Some(cells) => {
+                let (ranges, offsets) = self.start_index()?.ranges_of(cells);
                 ReadCost {
                     rows: *offsets.last().expect("offsets start with 0") as u64,
                     ranges: ranges.len(),

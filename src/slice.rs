@@ -376,8 +376,7 @@ impl SliceScan {
             .len()
             .div_ceil(SLICE_PARALLEL_CHUNKS)
             .clamp(SLICE_MIN_CHUNK_CELLS, SLICE_CHUNK_CELLS);
-        let mut chunks: VecDeque<Vec<u32>> =
-            cell_ids.chunks(chunk_cells).map(<[u32]>::to_vec).collect();
+        let chunks = cell_ids.chunks(chunk_cells).map(<[u32]>::to_vec).collect();
         // An empty read checks the layer name and tells the value type.
         let probe = read_chunk(ds, layer, &[], &genes)?;
         let wide_values = matches!(probe.data, Values::F64(_));
@@ -385,7 +384,6 @@ impl SliceScan {
         // genes' rows; they are read here, once, and handed out as leftovers.
         if layer.is_none() && ds.layout_for(&cells, &genes)? == Layout::GeneMajor {
             let csr = ds.submatrix_in(&cells, &genes, Layout::GeneMajor)?;
-            chunks.clear();
             return Ok(Self {
                 gene_scan: None,
                 wide_values,
@@ -393,7 +391,7 @@ impl SliceScan {
                 shared,
                 genes,
                 layer: None,
-                chunks: Mutex::new(chunks),
+                chunks: Mutex::new(VecDeque::new()),
             });
         }
         let gene_scan = match (&cells, &genes, layer) {
