@@ -198,23 +198,21 @@ def sql_literal(value: Any) -> str:
     raise _Untranslatable
 
 
-def cell_ids_of(
-    predicate: pl.Expr, n_cells: int, column: str = "cell_integer_id"
-) -> range | list[int] | None:
+def ids_of(predicate: pl.Expr, column: str, n_ids: int) -> range | list[int] | None:
     """The ids of ``column`` for which ``predicate`` can hold, from its ``AND``-ed comparisons,
     ``is_in`` and ``is_between`` on that column; ``None`` when it does not constrain them.
 
     The answer may be too wide (other conjuncts are ignored) but never too narrow, so reading
-    the rows of these cells and then applying the predicate gives the exact result.
+    the rows of these cells (or genes) and then applying the predicate gives the exact result.
 
     Parameters
     ----------
     predicate
         A boolean Polars expression.
-    n_cells
-        Ids are clipped to ``range(n_cells)``.
     column
-        The integer id column.
+        The integer id column (``cell_integer_id``, ``gene_integer_id``).
+    n_ids
+        Ids are clipped to ``range(n_ids)``.
 
     Returns
     -------
@@ -225,7 +223,7 @@ def cell_ids_of(
         tree = json.loads(predicate.meta.serialize(format="json"))
     except Exception:
         return None
-    low, high, ids = 0, n_cells - 1, None
+    low, high, ids = 0, n_ids - 1, None
     constrained = False
     for node in _conjuncts(tree):
         bounds = _id_bounds(node, column)

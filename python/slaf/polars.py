@@ -25,7 +25,7 @@ from polars.io.plugins import register_io_source
 from polars.plugins import register_plugin_function
 
 from slaf import _native
-from slaf._predicate import cell_ids_of, to_lance_filter
+from slaf._predicate import ids_of, to_lance_filter
 from slaf.array import SLAFArray
 from slaf.errors import InvalidArgumentError, ResourceLimitError
 
@@ -152,8 +152,8 @@ def scan_slaf(
                 # gene_integer_id those genes' ranges in the gene-major table, when the planner
                 # finds that cheaper.
                 n_cells, n_genes = dataset.shape
-                cells = cell_ids_of(predicate, n_cells)
-                genes = cell_ids_of(predicate, n_genes, "gene_integer_id")
+                cells = ids_of(predicate, "cell_integer_id", n_cells)
+                genes = ids_of(predicate, "gene_integer_id", n_genes)
                 cell_selector = ("all", None) if cells is None else _ids_selector(cells)
                 if genes is not None and (
                     dataset.layout_for(cell_selector, _ids_selector(genes)) != "gene-major"

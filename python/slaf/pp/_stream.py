@@ -68,11 +68,18 @@ def blocks(source: LazyExpressionMatrix) -> Iterator[tuple[int, sp.csr_matrix]]:
         row += chunk.shape[0]
 
 
+#: The stored statistics' columns (see ``src/gene_major/stats.rs``), per cell (axis 1) and
+#: per gene (axis 0): the sum of X, and the number of values != 0.
+STORED_TOTAL = "slaf_total_counts"
+STORED_NONZERO = {1: "slaf_n_genes_by_counts", 0: "slaf_n_cells_by_counts"}
+
+
 def stored_stats(adata: LazyAnnData, axis: int) -> pl.DataFrame | None:
     """The statistics the dataset stores per cell (``axis=1``) or per gene (``axis=0``), when
     they describe ``adata.X`` exactly: the whole dataset, untransformed, and the gene-major
     table fresh (``slaf convert`` writes them; ``slaf index`` adds them). ``None`` otherwise,
-    and the caller streams X instead."""
+    and the caller streams X instead. Columns: :data:`STORED_TOTAL`, :data:`STORED_NONZERO`
+    and, per gene, ``slaf_mean`` and ``slaf_sum_squares``."""
     if adata.is_view or adata.transforms:
         return None
     table = adata.slaf._native.axis_stats("cells" if axis == 1 else "genes")

@@ -7,20 +7,20 @@ from typing import Any
 import numpy as np
 
 from slaf.integrations.anndata import LazyAnnData
-from slaf.pp._stream import blocks, check_adata, row_ids, stored_stats
+from slaf.pp._stream import (
+    STORED_NONZERO,
+    STORED_TOTAL,
+    blocks,
+    check_adata,
+    row_ids,
+    stored_stats,
+)
 
 
 def _one_option(names: tuple[str, ...], values: tuple[float | None, ...]) -> None:
     if sum(v is not None for v in values) != 1:
         listed = ", ".join(f"`{n}`" for n in names)
         raise ValueError(f"Only provide one of the optional parameters {listed} per call.")
-
-
-#: The stored statistic for (axis, count_genes): 1 = per cell, 0 = per gene.
-_STORED = {
-    1: {False: "slaf_total_counts", True: "slaf_n_genes_by_counts"},
-    0: {False: "slaf_total_counts", True: "slaf_n_cells_by_counts"},
-}
 
 
 def _per_axis(adata: LazyAnnData, axis: int, count_genes: bool) -> np.ndarray:
@@ -31,7 +31,7 @@ def _per_axis(adata: LazyAnnData, axis: int, count_genes: bool) -> np.ndarray:
     recorded = adata.slaf.config.get("metadata", {}).get("expression_stats", {})
     nonnegative = recorded.get("min_value", -1) >= 0
     if stats is not None and (nonnegative or not count_genes):
-        out = stats[_STORED[axis][count_genes]].to_numpy()
+        out = stats[STORED_NONZERO[axis] if count_genes else STORED_TOTAL].to_numpy()
         out = out.astype(np.int64 if count_genes else float)
     else:
         out = _streamed(source, axis, count_genes)

@@ -11,7 +11,15 @@ import scipy.sparse as sp
 
 from slaf import _native
 from slaf.integrations.anndata import LazyAnnData
-from slaf.pp._stream import blocks, check_adata, matrix, row_ids, stored_stats
+from slaf.pp._stream import (
+    STORED_NONZERO,
+    STORED_TOTAL,
+    blocks,
+    check_adata,
+    matrix,
+    row_ids,
+    stored_stats,
+)
 
 
 def _top_shares(block: sp.csr_matrix, values: np.ndarray, ns: np.ndarray) -> np.ndarray:
@@ -65,12 +73,12 @@ def _from_statistics(adata: LazyAnnData, masks: list[np.ndarray]) -> tuple[np.nd
         rows = row_ids(x)
         qc_totals[i] = np.bincount(rows, weights=x.data.astype(np.float64), minlength=n_obs)
     return (
-        cells["slaf_n_genes_by_counts"].to_numpy().astype(np.int64),
-        cells["slaf_total_counts"].to_numpy(),
+        cells[STORED_NONZERO[1]].to_numpy().astype(np.int64),
+        cells[STORED_TOTAL].to_numpy(),
         np.zeros((n_obs, 0)),
         qc_totals,
-        genes["slaf_n_cells_by_counts"].to_numpy().astype(np.int64),
-        genes["slaf_total_counts"].to_numpy(),
+        genes[STORED_NONZERO[0]].to_numpy().astype(np.int64),
+        genes[STORED_TOTAL].to_numpy(),
     )
 
 
