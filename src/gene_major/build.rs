@@ -98,19 +98,18 @@ pub(crate) fn build(tables: &Tables<'_>) -> Result<Built> {
 fn build_in_buckets(tables: &Tables<'_>, bucket_rows: u64) -> Result<Built> {
     let expression = tables.open("expression")?;
     let expression_version = expression.manifest().version;
-    let expression_rows = block_on(expression.count_rows(None))
-        .map_err(tables.failed("counting expression rows"))? as u64;
     let counts = gene_counts(&expression, tables)?;
+    let expression_rows = counts.iter().sum();
     let ranges = gene_ranges(&counts, bucket_rows);
     let scratch_parent = tables.root.parent().unwrap_or(Path::new("."));
     let schema = companion_schema(&expression, tables.shown)?;
     let mut buckets = Buckets::new(schema, &ranges, tables.n_genes, scratch_parent)?;
     let stats = spill_rows(&expression, tables, &mut buckets)?;
 
-    let mut sink = TableSink::replacing("expression_by_gene", &tables.uri(TABLE));
+    let mut sink = TableSink::replacing(TABLE, &tables.uri(TABLE));
     let mut in_fragment = 0usize;
     for bucket in 0..ranges.len() {
-        let sorted = buckets.sorted(bucket, tables.n_genes)?;
+        let sorted = buckets.sorted(bucket)?;
         let mut at = 0;
         while at < sorted.num_rows() {
             let n = WRITE_ROWS
@@ -372,7 +371,7 @@ impl Buckets {
     }
 
     /// Bucket `bucket`'s rows sorted by gene, then cell.
-    fn sorted(&mut self, bucket: usize, n_genes: usize) -> Result<RecordBatch> {
+    fn sorted(&mut self, bucket: usize) -> Result<RecordBatch> {
         let batches = if self.scratch.is_none() {
             std::mem::take(&mut self.memory)
         } else {
@@ -396,7 +395,6 @@ impl Buckets {
         extend_ids(&mut genes, all.column(0), "expression.gene_integer_id")?;
         let range = &self.ranges[bucket];
         let (first, width) = (range.start as usize, (range.end - range.start) as usize);
-        debug_assert!(range.end as usize <= n_genes);
         let mut starts = vec![0u32; width + 1];
         for &g in &genes {
             starts[g as usize - first + 1] += 1;
