@@ -346,3 +346,42 @@ def test_every_slafdb_fixture_reads_the_same_once_indexed(
         got = after.get_submatrix(cells, genes, format="csr")
         assert got.dtype == want.dtype and (got != want).nnz == 0
     assert "gene-major" in layouts
+
+
+def test_bad_inputs_are_named_errors_and_change_nothing(pair, tmp_path: Path, capsys) -> None:
+    import lance
+
+    from slaf.errors import CorruptDatasetError
+
+    _, indexed, _ = pair
+    # Not a dataset, or on object storage: one line, exit 1, nothing written.
+    (tmp_path / "plain").mkdir()
+    assert main(["index", str(tmp_path / "plain")]) == 1
+    assert main(["index", "s3://bucket/x.slaf"]) == 1
+    err = capsys.readouterr().err
+    assert "is not a SLAF dataset" in err and "local directories only" in err
+    assert list((tmp_path / "plain").iterdir()) == []
+    with pytest.raises(ValueError, match="not both"):
+        _native.NativeScan(
+            SLAFArray(indexed)._native, "expression", None, None, None, ("all", None), ("all", None)
+        )
+    # A marker that does not describe the expression table: stale, so read cell-major.
+    copy = tmp_path / "copy.slaf"
+    shutil.copytree(indexed, copy)
+    expected = SLAFArray(copy).get_gene_expression(["G1"])
+    config = json.loads((copy / "config.json").read_text())
+    config["gene_major"]["expression_rows"] -= 1
+    (copy / "config.json").write_text(json.dumps(config))
+    assert _status(copy) == "stale"
+    assert SLAFArray(copy).get_gene_expression(["G1"]).equals(expected)
+    # A fresh marker over a companion that lost a row: a named error, never a wrong answer.
+    config["gene_major"]["expression_rows"] += 1
+    (copy / "config.json").write_text(json.dumps(config))
+    table = copy / "expression_by_gene.lance"
+    rows = lance.dataset(str(table)).to_table()
+    shutil.rmtree(table)
+    for _ in range(config["table_versions"]["expression_by_gene"]):  # the same version number
+        lance.write_dataset(rows.slice(1), str(table), mode="overwrite")
+    assert _status(copy) == "fresh"
+    with pytest.raises(CorruptDatasetError, match=r"expression_by_gene.*rows"):
+        SLAFArray(copy).get_gene_expression(["G1"])
