@@ -10,10 +10,18 @@ slaf_profile() {
   elif [ -f "$profile_file" ]; then cat "$profile_file"
   else echo release; fi
 }
+# Cargo's output folder for a profile.
+profile_dir() { if [ "$1" = release ]; then echo release; else echo debug; fi; }
 build_python_module() {
   local profile; profile=$(slaf_profile)
   local flag=(); [ "$profile" = release ] && flag=(--release)
   echo "== building slaf (Rust core + native module, $profile)"
   maturin develop --quiet "${flag[@]}"
+  # The module is also the DuckDB extension SLAFArray.query loads: give it DuckDB's footer and
+  # the file name DuckDB derives the extension's name from (a link, not a second copy).
+  cargo build --quiet "${flag[@]}" -p slaf-duckdb --bin slaf-package-extension
+  "$CARGO_TARGET_DIR/$(profile_dir "$profile")/slaf-package-extension" --in-place \
+    python/slaf/_native.abi3.so >/dev/null
+  ln -sfn _native.abi3.so python/slaf/slaf.duckdb_extension
   echo "$profile" > "$profile_file"
 }

@@ -12,6 +12,13 @@ mod writer;
 
 use pyo3::prelude::*;
 
+/// DuckDB's entry point for the SLAF extension, exported from this library too: with DuckDB's
+/// metadata footer appended (`slaf-package-extension --in-place`), the Python module file is
+/// also the extension that `SLAFArray.query` loads, so a wheel ships the Lance/DataFusion code
+/// once instead of twice. The standalone `slaf.duckdb_extension` remains for the DuckDB shell,
+/// which has no Python symbols to resolve this library's pyo3 code against.
+pub use slaf_duckdb::slaf_init_c_api;
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::NativeDataset>()?;

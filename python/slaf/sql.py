@@ -26,6 +26,7 @@ parse tree and turned back into SQL (``json_deserialize_sql``):
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
@@ -39,10 +40,16 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from slaf import _native
 from slaf.errors import ExtensionNotFoundError, InvalidArgumentError, QueryError, StorageError
 
-#: The extension file the package ships (copied here by ``.ci/build-extension``).
-EXTENSION = Path(__file__).with_name("slaf.duckdb_extension")
+#: The compiled module is also the DuckDB extension: it exports DuckDB's entry point and ends
+#: with DuckDB's metadata footer, so a wheel carries the Lance/DataFusion code once.
+MODULE = Path(_native.__file__)
+#: DuckDB names an extension after its file name, so the module is loaded through a link named
+#: ``slaf.duckdb_extension``: beside it in a source tree (made by the build), else in the user's
+#: cache (an installed wheel's folder is not ours to write).
+EXTENSION = MODULE.with_name("slaf.duckdb_extension")
 #: Tables a query can name, in the order they are listed.
 TABLES = ("cells", "genes", "expression", "layers")
 #: cells/genes tables up to this many rows are held in DuckDB's memory (a few hundred MB at
@@ -82,6 +89,44 @@ _EXACT_SLICE_VALUES = ("UTINYINT", "TINYINT", "USMALLINT", "SMALLINT", "FLOAT", 
 # Columns slaf_slice produces, by the expression columns they stand for.
 _SLICE_COLUMNS = ("cell_integer_id", "gene_integer_id", "cell_id", "gene_id", "value")
 _UNBOUND = re.compile(r'Referenced column "((?:[^"]|"")*)" not found')
+
+
+def extension_path() -> Path:
+    """The path DuckDB loads the SLAF extension from (see ``EXTENSION``).
+
+    Returns
+    -------
+    Path
+        ``EXTENSION`` where the build made it, else a link to the module in the user's cache
+        folder (``$XDG_CACHE_HOME/slaf`` or ``~/.cache/slaf``), made on first use.
+
+    Examples
+    --------
+    >>> from slaf.sql import MODULE, extension_path
+    >>> extension_path().name, extension_path().resolve() == MODULE.resolve()
+    ('slaf.duckdb_extension', True)
+    """
+    if EXTENSION.is_file():
+        return EXTENSION
+    module = MODULE.resolve()
+    stat = module.stat()
+    key = hashlib.sha256(f"{module}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    link = cache / "slaf" / "duckdb" / key[:16] / EXTENSION.name
+    if not link.is_file():
+        try:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            # Made under a private name and renamed, so concurrent first queries agree.
+            staged = link.with_name(f".{EXTENSION.name}.{os.getpid()}.{threading.get_ident()}")
+            staged.unlink(missing_ok=True)
+            staged.symlink_to(module)
+            staged.replace(link)
+        except OSError as e:
+            raise ExtensionNotFoundError(
+                f"cannot link the SLAF DuckDB extension into {link.parent}: {e}; set "
+                "XDG_CACHE_HOME to a writable folder"
+            ) from None
+    return link
 
 
 def _sql_string(text: str) -> str:
@@ -268,11 +313,7 @@ class QueryEngine:
         self.columns[table] = {str(r[0]).lower(): (str(r[0]), str(r[1])) for r in described}
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        if not EXTENSION.is_file():
-            raise ExtensionNotFoundError(
-                f"the SLAF DuckDB extension is missing from the package (expected at "
-                f"{EXTENSION}); build it with `bash .ci/build-extension`"
-            )
+        extension = extension_path()
         con = duckdb.connect(
             ":memory:",
             config={
@@ -282,7 +323,14 @@ class QueryEngine:
             },
         )
         try:
-            con.execute(f"LOAD {_sql_string(str(EXTENSION))}")
+            con.execute(f"LOAD {_sql_string(str(extension))}")
+        except duckdb.Error as e:
+            con.close()
+            raise ExtensionNotFoundError(
+                f"DuckDB could not load the SLAF extension {extension}: {e}; rebuild the "
+                "package (`bash .ci/setup`)"
+            ) from None
+        try:
             for table in self.tables:
                 con.execute(
                     f"CREATE VIEW {_identifier(table)} AS SELECT * FROM "

@@ -1,10 +1,13 @@
-//! Appends DuckDB's extension metadata footer to the built library and lays out a local
+//! Appends DuckDB's extension metadata footer to a built library and lays out a local
 //! extension repository:
 //!
 //! ```text
 //! slaf-package-extension <libslaf_duckdb.so> <repository dir>
 //! → <repository dir>/v1.5.6/linux_amd64/slaf.duckdb_extension
 //!   <repository dir>/v2.0.0/linux_amd64/slaf.duckdb_extension   (the same file)
+//! slaf-package-extension --in-place <_native.abi3.so>
+//! → the Python module itself gets the footer (it exports the same entry point), so one file
+//!   serves Python and DuckDB-in-Python; a footer already there is replaced, not doubled
 //! ```
 //!
 //! The footer is 534 bytes: a WebAssembly custom-section header naming `duckdb_signature`,
@@ -51,9 +54,44 @@ fn footer(extension_version: &str) -> Vec<u8> {
     out
 }
 
+/// `bytes` without a footer this tool appended earlier.
+fn without_footer(bytes: &[u8]) -> &[u8] {
+    let ours = footer(concat!("v", env!("CARGO_PKG_VERSION")));
+    // Everything but the extension version field is fixed, so compare the header and the magic.
+    match bytes.len().checked_sub(FOOTER_LEN) {
+        Some(start)
+            if bytes[start..start + 22] == ours[..22]
+                && bytes[start + 22 + 224..] == ours[22 + 224..] =>
+        {
+            &bytes[..start]
+        }
+        _ => bytes,
+    }
+}
+
+/// The library's bytes followed by the footer.
+fn with_footer(library: &Path) -> std::io::Result<Vec<u8>> {
+    let bytes = std::fs::read(library)?;
+    let mut out = without_footer(&bytes).to_vec();
+    out.extend_from_slice(&footer(concat!("v", env!("CARGO_PKG_VERSION"))));
+    Ok(out)
+}
+
+/// Gives `library` the footer in place (written beside it, then renamed over it, so a reader
+/// never sees half a file).
+fn seal_in_place(library: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let bytes = with_footer(library)?;
+    let mut staged = library.as_os_str().to_owned();
+    staged.push(".footer-tmp");
+    let staged = PathBuf::from(staged);
+    std::fs::write(&staged, &bytes)?;
+    std::fs::set_permissions(&staged, std::fs::metadata(library)?.permissions())?;
+    std::fs::rename(&staged, library)?;
+    Ok(vec![library.to_path_buf()])
+}
+
 fn package(library: &Path, repository: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut bytes = std::fs::read(library)?;
-    bytes.extend_from_slice(&footer(concat!("v", env!("CARGO_PKG_VERSION"))));
+    let bytes = with_footer(library)?;
     let mut written = Vec::new();
     for version in ENGINE_VERSIONS {
         let dir = repository.join(version).join(PLATFORM);
@@ -68,10 +106,17 @@ fn package(library: &Path, repository: &Path) -> std::io::Result<Vec<PathBuf>> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
-        eprintln!("usage: {} <libslaf_duckdb.so> <repository dir>", args[0]);
+        eprintln!(
+            "usage: {0} <libslaf_duckdb.so> <repository dir>\n       {0} --in-place <library>",
+            args[0]
+        );
         return ExitCode::from(2);
     }
-    match package(Path::new(&args[1]), Path::new(&args[2])) {
+    let done = match args[1].as_str() {
+        "--in-place" => seal_in_place(Path::new(&args[2])),
+        _ => package(Path::new(&args[1]), Path::new(&args[2])),
+    };
+    match done {
         Ok(paths) => {
             for path in paths {
                 println!("{}", path.display());
@@ -79,7 +124,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: packaging {} into {}: {e}", args[1], args[2]);
+            eprintln!("error: packaging {}: {e}", args[1..].join(" "));
             ExitCode::FAILURE
         }
     }
@@ -100,5 +145,19 @@ mod tests {
         assert_eq!(&fields[192..203], b"linux_amd64");
         assert_eq!(fields[224], b'4');
         assert!(f[278..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn sealing_twice_appends_one_footer() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib.so");
+        let plain = b"\x7fELF library bytes";
+        std::fs::write(&lib, plain).unwrap();
+        seal_in_place(&lib).unwrap();
+        let once = std::fs::read(&lib).unwrap();
+        seal_in_place(&lib).unwrap();
+        assert_eq!(std::fs::read(&lib).unwrap(), once);
+        assert_eq!(once.len(), plain.len() + FOOTER_LEN);
+        assert_eq!(without_footer(&once), plain);
     }
 }
