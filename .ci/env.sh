@@ -12,14 +12,17 @@ slaf_profile() {
 }
 # Cargo's output folder for a profile.
 profile_dir() { if [ "$1" = release ]; then echo release; else echo debug; fi; }
+# Cargo's flag for a profile (release: --release; debug: nothing).
+profile_flag() { if [ "$1" = release ]; then echo --release; fi; }
 build_python_module() {
   local profile; profile=$(slaf_profile)
-  local flag=(); [ "$profile" = release ] && flag=(--release)
   echo "== building slaf (Rust core + native module, $profile)"
-  maturin develop --quiet "${flag[@]}"
+  # shellcheck disable=SC2046  # the flag is one word or none
+  maturin develop --quiet $(profile_flag "$profile")
   # The module is also the DuckDB extension SLAFArray.query loads: give it DuckDB's footer and
   # the file name DuckDB derives the extension's name from (a link, not a second copy).
-  cargo build --quiet "${flag[@]}" -p slaf-duckdb --bin slaf-package-extension
+  # shellcheck disable=SC2046
+  cargo build --quiet $(profile_flag "$profile") -p slaf-duckdb --bin slaf-package-extension
   "$CARGO_TARGET_DIR/$(profile_dir "$profile")/slaf-package-extension" --in-place \
     python/slaf/_native.abi3.so >/dev/null
   ln -sfn _native.abi3.so python/slaf/slaf.duckdb_extension
