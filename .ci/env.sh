@@ -14,11 +14,13 @@ slaf_profile() {
 profile_dir() { if [ "$1" = release ]; then echo release; else echo debug; fi; }
 # Cargo's flag for a profile (release: --release; debug: nothing).
 profile_flag() { if [ "$1" = release ]; then echo --release; fi; }
+# Builds the module (SLAF_CARGO_TIMINGS=1: also cargo's timing report, in
+# $CARGO_TARGET_DIR/cargo-timings/).
 build_python_module() {
   local profile; profile=$(slaf_profile)
   echo "== building slaf (Rust core + native module, $profile)"
   # shellcheck disable=SC2046  # the flag is one word or none
-  maturin develop --quiet $(profile_flag "$profile")
+  maturin develop --quiet $(profile_flag "$profile") ${SLAF_CARGO_TIMINGS:+--timings}
   # The module is also the DuckDB extension SLAFArray.query loads: give it DuckDB's footer and
   # the file name DuckDB derives the extension's name from (a link, not a second copy).
   # shellcheck disable=SC2046
