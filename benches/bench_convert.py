@@ -129,7 +129,7 @@ def main() -> None:
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.slafdb_python is None and args.only != "ours" and not args.generate_only:
-        from bench_submatrix import ensure_slafdb
+        from suite.tools import ensure_slafdb
 
         args.slafdb_python = str(ensure_slafdb())
     h5ad = args.workdir / f"synthetic_{args.cells}x{args.genes}.h5ad"

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_submatrix import ensure_slafdb, run_fresh
+from suite.tools import ensure_indexed, ensure_slafdb, ensure_soma, run_fresh
+
 from synthetic import add_scale_arguments, ensure_dataset, ensure_h5ad
 
 # Runs in a fresh interpreter per (tool, query); `import slaf` is slafdb in .venv-slafdb.
@@ -124,11 +122,12 @@ try:
         t = time.perf_counter()
         check = run()
         times.append(time.perf_counter() - t)
-    out = {"open_s": open_s, "median_s": statistics.median(times), "check": check}
+    out = {"open_s": open_s, "median_s": statistics.median(times), "times": times, "check": check}
     if "slaf" in sys.modules:
         out["module"] = sys.modules["slaf"].__file__
 except Exception as e:  # a peer that cannot run a query is marked, not dropped
     out = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"}
+out["peak_mib"] = _peak_mib()
 print(json.dumps(out))
 sys.stdout.flush()
 import os
@@ -147,63 +146,6 @@ PEERS = ("slafdb", "anndata_backed", "anndata_memory", "soma")
 
 def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-# Builds the gene-major table in a fresh process; prints seconds and peak resident KiB
-# (VmHWM: this process's own high-water mark, not inherited from the parent).
-INDEXER = r"""
-import sys, time
-from slaf import _native
-t = time.perf_counter()
-_native.NativeWriter.index_gene_major(sys.argv[1])
-seconds = time.perf_counter() - t
-hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(seconds, int(hwm.split()[1]))
-"""
-
-
-def ensure_indexed(plain: Path, python: Path) -> tuple[Path, float, float]:
-    """A copy of the generated dataset with the gene-major table; returns it, the index time
-    and its peak memory in MiB (both 0 when the copy was already there)."""
-    out = plain.with_name(plain.stem + ".gene_major.slaf")
-    if (out / "config.json").exists() and "gene_major" in (out / "config.json").read_text():
-        return out, 0.0, 0.0
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(plain, out)
-    done = subprocess.run(
-        [python, "-c", INDEXER, str(out)], check=True, capture_output=True, text=True
-    )
-    seconds, kib = done.stdout.split()
-    return out, float(seconds), int(kib) / 1024
-
-
-def ensure_soma(h5ad: Path, python: Path) -> tuple[Path | None, float]:
-    """The h5ad ingested into a TileDB-SOMA experiment (once); None when tiledbsoma is not
-    installed."""
-    out = h5ad.with_suffix(".soma")
-    if (out / ".done").exists():
-        return out, 0.0
-    probe = subprocess.run([python, "-c", "import tiledbsoma"], capture_output=True)
-    if probe.returncode != 0:
-        return None, 0.0
-    if out.exists():
-        shutil.rmtree(out)
-    t = time.perf_counter()
-    subprocess.run(
-        [
-            python,
-            "-c",
-            "import sys, tiledbsoma.io as io; "
-            "io.from_h5ad(sys.argv[1], sys.argv[2], measurement_name='RNA')",
-            str(out),
-            str(h5ad),
-        ],
-        check=True,
-    )
-    seconds = time.perf_counter() - t
-    (out / ".done").write_text(f"{seconds}\n")
-    return out, seconds
 
 
 def params_for(indexed: Path, n_cells: int, n_genes: int) -> dict:

@@ -15,23 +15,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import venv
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from suite.tools import SLAFDB_VENV, ensure_slafdb, run_fresh
+
 from synthetic import add_scale_arguments, ensure_dataset
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-SLAFDB_VENV = REPO / ".venv-slafdb"
 MODES = ("geneformer", "scgpt", "raw")
 
 # Runs inside either interpreter: `import slaf` is ours in .venv and slafdb in .venv-slafdb.
 RUNNER = r"""
-import json, resource, sys, time
+import json, sys, time
 path, mode, batch_size, max_genes, cuda, ours = sys.argv[1:7]
 batch_size, max_genes, cuda, ours = int(batch_size), int(max_genes), cuda == "1", ours == "1"
 import torch
@@ -71,36 +67,19 @@ loop_s = (last if cells else time.perf_counter()) - t1
 print(json.dumps({
     "setup_s": setup_s, "loop_s": loop_s, "cells": cells, "tokens": tokens,
     "first_shape": list(first["input_ids"].shape) if "input_ids" in first else None,
-    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "first_cells": len(first["cell_ids"]),
+    "first_tokens": int(first["attention_mask"].sum()) if mode != "raw" else 0,
+    "peak_mb": _peak_mib(),  # run_fresh defines it
     "module": __import__("slaf").__file__,
 }))
 """
 
 
-def ensure_slafdb(python: Path) -> Path:
-    """slafdb 0.5.2 with what its loader needs but does not declare (torch, psutil)."""
-    if python.parent.parent == SLAFDB_VENV and not python.exists():
-        print("creating .venv-slafdb with slafdb==0.5.2 (first run only)", flush=True)
-        venv.create(SLAFDB_VENV, with_pip=True)
-    has_torch = (
-        subprocess.run([python, "-c", "import torch, psutil"], capture_output=True).returncode == 0
-    )
-    if not has_torch:
-        print("installing slafdb==0.5.2 and torch into", python.parent.parent, flush=True)
-        subprocess.run(
-            [python, "-m", "pip", "install", "-q", "slafdb==0.5.2", "torch==2.15.0", "psutil"],
-            check=True,
-        )
-    return python
-
-
 def run(python: Path, path: Path, mode: str, args: argparse.Namespace, ours: bool) -> dict:
-    command = [python, "-c", RUNNER, str(path), mode, str(args.batch_size), str(args.max_genes)]
-    command += ["1" if args.cuda else "0", "1" if ours else "0"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """One epoch in a fresh ``python``; slafdb's (``ours`` false) runs without PYTHONPATH."""
+    argv = [str(path), mode, str(args.batch_size), str(args.max_genes)]
+    argv += ["1" if args.cuda else "0", "1" if ours else "0"]
+    return run_fresh(python, RUNNER, argv, slafdb=not ours, timeout=args.timeout)
 
 
 def main() -> None:
@@ -119,7 +98,10 @@ def main() -> None:
     path = ensure_dataset(args.cells, args.genes, args.nnz_per_cell)
     peers = [("slaf (ours)", Path(sys.executable), True)]
     if not args.skip_slafdb:
-        peers.append(("slafdb 0.5.2", ensure_slafdb(args.slafdb_python), False))
+        slafdb = args.slafdb_python
+        if slafdb == SLAFDB_VENV / "bin" / "python":  # ours to make, with torch
+            slafdb = ensure_slafdb(torch=True)
+        peers.append(("slafdb 0.5.2", slafdb, False))
     print(
         f"dataset {path.name}; batch_size {args.batch_size}, max_genes {args.max_genes}"
         + (", batches moved to CUDA" if args.cuda else "")

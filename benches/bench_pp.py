@@ -23,12 +23,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_submatrix import run_fresh
+from suite.report import cell_from, flag_mismatches, print_table
+from suite.tools import run_fresh
+
 from synthetic import add_scale_arguments, ensure_dataset, ensure_h5ad
 
 # Runs in a fresh interpreter: argv = tool, slaf path, h5ad path, params (JSON).
 RUNNER = r"""
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 warnings.simplefilter("ignore")
 tool, slaf_path, h5ad_path, params = sys.argv[1:5]
 p = json.loads(params)
@@ -83,7 +85,7 @@ out = {"steps": times, "total_s": total, "check": check, "missing": missing}
 if tool != "scanpy":
     import slaf
     out["slaf"] = slaf.__file__
-out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_mib"] = _peak_mib()  # run_fresh defines it
 print(json.dumps(out))
 """
 
@@ -119,7 +121,7 @@ def main() -> None:
     params = {"min_genes": args.min_genes, "n_top": args.n_top, "n_comps": args.n_comps}
     pythons = {"ours": args.ours_python, "scanpy": args.scanpy_python}
     if args.slafdb:
-        from bench_submatrix import ensure_slafdb
+        from suite.tools import ensure_slafdb
 
         pythons["slafdb"] = ensure_slafdb()
     results = {}
@@ -127,26 +129,27 @@ def main() -> None:
         results[tool] = run(python, tool, (slaf_path, h5ad_path), params)
         print(f"  {tool:<7} {results[tool]}", flush=True)
 
-    print(f"\ndataset: {args.cells:,} cells × {args.genes:,} genes, {slaf_path}")
-    print(f"recipe: {json.dumps(params)}; each tool in a fresh process\n")
-    print(f"{'tool':<8}" + "".join(f"{s:>13}" for s in STEPS) + f"{'total':>10}{'peak':>11}")
-    ours = results["ours"]
+    rows: dict[str, dict[str, dict]] = {step: {} for step in (*STEPS, "total")}
     for tool, r in results.items():
-        if "error" in r:
-            print(f"{tool:<8} failed: {r['error']}")
-            continue
-        cells = "".join(
-            f"{r['steps'][s]:>12.2f}s" if s in r["steps"] else f"{'—':>13}" for s in STEPS
-        )
-        flag = "" if tool == "ours" or r["check"] == ours.get("check") else "  ≠ " + str(r["check"])
-        print(f"{tool:<8}{cells}{r['total_s']:>9.2f}s{r['peak_mib']:>7.0f} MiB{flag}")
-    if "error" not in ours and "error" not in results.get("scanpy", {"error": 1}):
-        sc = results["scanpy"]
-        print(
-            f"\nscanpy / ours: {sc['total_s'] / ours['total_s']:.1f}× the time, "
-            f"{sc['peak_mib'] / ours['peak_mib']:.1f}× the peak memory"
-        )
-    print("— marks a step the tool does not have; ≠ a checksum that differs from ours")
+        for step in rows:
+            seconds = r.get("total_s") if step == "total" else r.get("steps", {}).get(step)
+            if "error" in r:
+                rows[step][tool] = cell_from(r)
+            elif seconds is None:
+                rows[step][tool] = {"status": "marked", "note": "no such step"}
+            else:  # the checksum is the whole recipe's: on the total only
+                check = r["check"] if step == "total" else None
+                rows[step][tool] = cell_from({"median_s": seconds, "check": check})
+        rows["total"][tool]["peak_mib"] = r.get("peak_mib")
+    for row in rows.values():
+        flag_mismatches(row)
+    print_table(
+        rows,
+        {step: step for step in rows},
+        {tool: tool for tool in results},
+        f"\ndataset: {args.cells:,} cells × {args.genes:,} genes, {slaf_path}\n"
+        f"recipe: {json.dumps(params)}; each tool in a fresh process (peak RSS: on the total)",
+    )
 
 
 if __name__ == "__main__":

@@ -21,12 +21,14 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_submatrix import ensure_slafdb, run_fresh
+from suite.report import cell_from, flag_mismatches, print_table
+from suite.tools import ensure_slafdb, run_fresh
+
 from synthetic import add_scale_arguments, ensure_dataset, ensure_h5ad
 
 # Runs in a fresh interpreter: argv = tool, query, slaf path, h5ad path, params (JSON), reps.
 RUNNER = r"""
-import json, resource, statistics, sys, time
+import json, statistics, sys, time
 import numpy as np
 tool, query, slaf_path, h5ad_path, params, reps = sys.argv[1:7]
 params, reps = json.loads(params), int(reps)
@@ -97,10 +99,10 @@ try:
         t = time.perf_counter()
         check = run()
         times.append(time.perf_counter() - t)
-    out = {"open_s": open_s, "median_s": statistics.median(times), "check": check}
+    out = {"open_s": open_s, "median_s": statistics.median(times), "times": times, "check": check}
 except Exception as e:  # a peer that cannot run a query is marked, not dropped
     out = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"}
-out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_mib"] = _peak_mib()  # run_fresh defines it
 print(json.dumps(out))
 """
 
@@ -112,7 +114,6 @@ QUERIES = {
     "mean": "adata.X.mean(axis=0)",
 }
 TOOLS = ("ours", "slafdb", "anndata_backed", "anndata_memory")
-PEERS = ("slafdb", "anndata_backed")  # the targets name these two; in memory is the bound
 
 
 def params_for(slaf_path: Path) -> dict:
@@ -178,35 +179,16 @@ def main() -> None:
             )
             print(f"  {query:<11} {tool:<15} {results[query][tool]}", flush=True)
 
-    print(f"\ndataset: {args.cells:,} cells × {args.genes:,} genes, {slaf_path}")
-    print(f"median of {args.reps} after a warm-up; each (tool, query) in a fresh process\n")
-    head = f"{'query':<34}" + "".join(f"{t:>22}" for t in TOOLS) + "   ratios (peer / ours)"
-    print(head)
-    for query, label in QUERIES.items():
-        row = results[query]
-        ours = row["ours"]
-        cells = []
-        for tool in TOOLS:
-            r = row[tool]
-            if "error" in r:
-                cells.append(f"{'failed':>22}")
-                continue
-            flag = "" if tool == "ours" or r["check"] == ours.get("check") else " ≠"
-            cells.append(f"{r['median_s'] * 1e3:>9.1f} ms {r['peak_mib']:>6.0f} MiB{flag:>2}")
-        ratios = []
-        for peer in PEERS:
-            r = row[peer]
-            if "error" in r or "error" in ours:
-                ratios.append(f"{peer}: n/a")
-            else:
-                ratios.append(f"{peer}: {r['median_s'] / ours['median_s']:.1f}×")
-        print(f"{label:<34}" + "".join(cells) + "   " + ", ".join(ratios))
-    failed = {
-        f"{q}/{t}": r["error"] for q, row in results.items() for t, r in row.items() if "error" in r
-    }
-    if failed:
-        print("\nfailed:", json.dumps(failed, indent=1, ensure_ascii=False))
-    print("≠ marks a result whose checksum differs from ours")
+    rows = {q: {t: cell_from(r) for t, r in row.items()} for q, row in results.items()}
+    for row in rows.values():
+        flag_mismatches(row)
+    print_table(
+        rows,
+        QUERIES,
+        {t: t for t in TOOLS},
+        f"\ndataset: {args.cells:,} cells × {args.genes:,} genes, {slaf_path}\n"
+        f"median of {args.reps} after a warm-up; each (tool, query) in a fresh process",
+    )
 
 
 if __name__ == "__main__":

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
+import statistics
 import sys
-import venv
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import ensure_dataset
+from suite.report import cell_from, flag_mismatches, print_table
+from suite.tools import ensure_slafdb, run_fresh
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-SLAFDB_VENV = REPO / ".venv-slafdb"
+from synthetic import ensure_dataset
 
 # Runs inside either interpreter: `import slaf` is ours in .venv and slafdb in .venv-slafdb.
 RUNNER = r"""
@@ -56,37 +53,12 @@ print(json.dumps({"open_s": open_s, "many_s": many, "one_s": one, "values_1000":
 """
 
 
-def ensure_slafdb() -> Path:
-    python = SLAFDB_VENV / "bin" / "python"
-    if not python.exists():
-        print("creating .venv-slafdb with slafdb==0.5.2 (first run only)", flush=True)
-        venv.create(SLAFDB_VENV, with_pip=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", "slafdb==0.5.2"], check=True)
-    return python
-
-
-def run_fresh(python: Path, runner: str, args: list[str], slafdb: bool) -> dict:
-    """Runs the script ``runner`` with ``args`` in a fresh ``python``, whose last line of output
-    is a JSON object; a failure comes back as ``{"error": ...}`` (its last line of stderr).
-    slafdb runs without ``PYTHONPATH``, so that it imports its own ``slaf``, not ours."""
-    env = dict(os.environ)
-    if slafdb:
-        env.pop("PYTHONPATH", None)
-    done = subprocess.run([python, "-c", runner, *args], capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1][:160] if done.stderr else "crashed"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def run(python: Path, path: Path, reps: int) -> dict:
-    done = subprocess.run(
-        [python, "-c", RUNNER, str(path), str(reps)], check=True, capture_output=True, text=True
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def median_ms(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2] * 1e3
+def run(python: Path, path: Path, reps: int, slafdb: bool) -> dict:
+    """Both queries in a fresh ``python`` (slafdb's without PYTHONPATH); raises on failure."""
+    out = run_fresh(python, RUNNER, [str(path), str(reps)], slafdb)
+    if "error" in out:
+        raise RuntimeError(out["error"])
+    return out
 
 
 def main() -> None:
@@ -104,8 +76,8 @@ def main() -> None:
     args = parser.parse_args()
 
     path = ensure_dataset(args.cells, args.genes, args.nnz_per_cell)
-    ours = run(args.ours_python, path, args.reps)
-    theirs = run(ensure_slafdb(), path, args.reps)
+    ours = run(args.ours_python, path, args.reps, slafdb=False)
+    theirs = run(ensure_slafdb(), path, args.reps, slafdb=True)
     config = json.loads((path / "config.json").read_text())
     nnz = config["metadata"]["expression_count"]
     print(
@@ -113,15 +85,20 @@ def main() -> None:
         f"({nnz / args.cells:.0f}/cell), {path}"
     )
     print(f"ours: {ours['module']}\nslafdb: {theirs['module']}\n")
-    print(f"{'query':<28}{'ours (ms)':>12}{'slafdb (ms)':>14}{'slafdb/ours':>14}")
-    rows = [
-        ("open (slafdb: + obs/var)", [ours["open_s"]], [theirs["open_s"]]),
-        ("get_submatrix 1000 cells", ours["many_s"], theirs["many_s"]),
-        ("get_submatrix 1 cell", ours["one_s"], theirs["one_s"]),
-    ]
-    for name, a, b in rows:
-        ma, mb = median_ms(a), median_ms(b)
-        print(f"{name:<28}{ma:>12.2f}{mb:>14.2f}{mb / ma:>13.1f}×")
+    labels = {
+        "open": "open (slafdb: + obs/var)",
+        "many": "get_submatrix 1000 cells",
+        "one": "get_submatrix 1 cell",
+    }
+    rows = {}
+    for key in labels:  # checksums differ by design (CSR vs long frame): none compared
+        row = {}
+        for tool, r in (("ours", ours), ("slafdb", theirs)):
+            times = [r["open_s"]] if key == "open" else r[f"{key}_s"]
+            row[tool] = cell_from({"median_s": statistics.median(times)})
+        flag_mismatches(row)
+        rows[key] = row
+    print_table(rows, labels, {"ours": "ours", "slafdb": "slafdb"}, memory=False)
     print(
         f"\nvalues per 1000-cell query: ours {ours['values_1000']:,} (CSR), "
         f"slafdb {theirs['values_1000']:,} (long DataFrame rows)"

@@ -1,0 +1,62 @@
+"""The machine and the versions a run used, recorded with its results."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from suite.tools import REPO, Tool, _env
+
+PACKAGES = ("anndata", "scanpy", "tiledbsoma", "torch", "duckdb", "polars", "pylance", "scdataset")
+
+
+def machine() -> dict:
+    """CPU model, cores, RAM and load average of this machine."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    except (OSError, StopIteration):
+        kib = 0
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(kib / 2**20, 1),
+        "os": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _run(command: list, slafdb: bool = False) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(slafdb), cwd=REPO)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def versions(tools: list[Tool]) -> dict:
+    """Versions of python, ours (git commit and the module file, which tells the build), slafdb
+    and the peers' packages."""
+    out = {
+        "python": platform.python_version(),
+        "slaf_commit": _run(["git", "rev-parse", "--short", "HEAD"]),
+        "slaf_module": _run([sys.executable, "-c", "import slaf; print(slaf.__file__)"]),
+    }
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    slafdb = next((t for t in tools if t.key == "slafdb" and t.python), None)
+    probe = "import importlib.metadata as m; print(m.version('slafdb'))"
+    out["slafdb"] = _run([slafdb.python, "-c", probe], slafdb=True) if slafdb else None
+    return out
