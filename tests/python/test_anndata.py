@@ -263,7 +263,6 @@ def test_to_memory_and_write_h5ad(generated: tuple[ad.AnnData, Path], tmp_path: 
     assert "extra" not in lazy[:5].obs.columns
 
 
-@needs_shared
 def test_fixtures_slice_like_anndata(fixture_name: str) -> None:
     adata = source(fixture_name)
     lazy = read_slaf(FIXTURES / fixture_name)

@@ -1,4 +1,5 @@
-"""Every slafdb 0.5.2 fixture reads back exactly what anndata reads from its source file."""
+"""Every slafdb 0.5.2 fixture (shared, or generated when the shared data is absent) reads back
+exactly what anndata reads from its source file."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ import scipy.sparse as sp
 
 from slaf import SLAFArray
 
-from conftest import FIXTURES, needs_shared, source
+from conftest import FIXTURES, from_mtx, needs_shared, source
 
 
 def _dense(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
 
-@needs_shared
 def test_x_ids_and_order(fixture_name: str) -> None:
     adata = source(fixture_name)
     data = SLAFArray(FIXTURES / fixture_name)
@@ -36,7 +36,6 @@ def _expected_column(series: pd.Series) -> list:
     return series.tolist()
 
 
-@needs_shared
 @pytest.mark.parametrize("axis", ["obs", "var"])
 def test_annotation_columns(fixture_name: str, axis: str) -> None:
     adata = source(fixture_name)
@@ -46,7 +45,7 @@ def test_annotation_columns(fixture_name: str, axis: str) -> None:
         stored = name.replace(".", "_")
         if stored not in frame.columns:
             # slafdb's MTX reader keeps only the gene names; nothing else to compare.
-            assert fixture_name.startswith("pbmc10x"), f"{axis} column {name!r} missing"
+            assert from_mtx(fixture_name), f"{axis} column {name!r} missing"
             continue
         got = frame[stored].to_list()
         want = _expected_column(expected[name])
@@ -62,7 +61,6 @@ def test_annotation_columns(fixture_name: str, axis: str) -> None:
             assert got == want, f"{axis}.{name}"
 
 
-@needs_shared
 def test_obsm_varm_obsp_uns(fixture_name: str) -> None:
     adata = source(fixture_name)
     data = SLAFArray(FIXTURES / fixture_name)
