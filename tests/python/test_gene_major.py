@@ -25,7 +25,7 @@ from slaf.integrations import read_slaf
 from slaf.polars import ScanStats, scan_slaf
 from slaf.sql import EXTENSION
 
-from conftest import FIXTURES, REPO, needs_shared
+from conftest import FIXTURES, REPO, needs_fixtures, stand_in
 
 SLAFDB_PYTHON = REPO / ".venv-slafdb" / "bin" / "python"
 
@@ -209,10 +209,11 @@ os._exit(0)
 """
 
 
-@needs_shared
+@needs_fixtures
 def test_slaf_index_on_a_slafdb_dataset_keeps_it_readable_by_slafdb(tmp_path: Path) -> None:
+    merfish = FIXTURES / stand_in("mouse_merfish_chunked.slaf")
     copy = tmp_path / "merfish.slaf"
-    shutil.copytree(FIXTURES / "mouse_merfish_chunked.slaf", copy)
+    shutil.copytree(merfish, copy)
     before = SLAFArray(copy)
     genes = before.var["gene_id"].to_list()[:5]
     expected = before.get_gene_expression(genes)
@@ -228,7 +229,7 @@ def test_slaf_index_on_a_slafdb_dataset_keeps_it_readable_by_slafdb(tmp_path: Pa
             pytest.fail(missing)
         pytest.skip(missing)
     reports = []
-    for path in (FIXTURES / "mouse_merfish_chunked.slaf", copy):
+    for path in (merfish, copy):
         out = tmp_path / f"{path.name}-{len(reports)}.json"
         done = subprocess.run(
             [str(SLAFDB_PYTHON), "-c", _SLAFDB_READ, str(path), str(out)],

@@ -21,7 +21,7 @@ from slaf import SLAFArray, SLAFError
 from slaf.ml import SLAFDataLoader
 from slaf.polars import scan_slaf
 
-from conftest import FIXTURES, REPO, needs_shared
+from conftest import REPO, stand_in
 
 ROWS_PER_FRAGMENT = 997
 
@@ -283,10 +283,11 @@ def test_usable_as_an_iterable_dataset(split_dataset: Path) -> None:
     assert torch.equal(torch.cat(via_torch), torch.tensor(cell_order(dl)))
 
 
-@needs_shared
-@pytest.mark.parametrize("name", ["perturb500_chunked.slaf", "pbmc68k_reduced_inmemory.slaf"])
-def test_slafdb_written_datasets(name: str) -> None:
-    path = FIXTURES / name
+@pytest.mark.parametrize(
+    "name", [stand_in("perturb500_chunked.slaf"), stand_in("pbmc68k_reduced_inmemory.slaf")]
+)
+def test_slafdb_written_datasets(name: str, slafdb_fixtures_dir: Path) -> None:
+    path = slafdb_fixtures_dir / name
     x = SLAFArray(path).get_submatrix(format="csr")
     seen: list[int] = []
     for batch in loader(path, raw_mode=True, batch_size=64):

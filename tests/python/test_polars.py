@@ -14,10 +14,11 @@ from polars.testing import assert_frame_equal
 import slaf
 import slaf.polars as sp
 
-from conftest import FIXTURES, needs_shared
+from conftest import FIXTURES, needs_fixtures, stand_in
 
-PBMC = FIXTURES / "pbmc68k_reduced_inmemory.slaf"
-PERTURB = FIXTURES / "perturb500_chunked.slaf"
+# Without the shared data, the generated stand-ins of the same shapes and columns.
+PBMC = FIXTURES / stand_in("pbmc68k_reduced_inmemory.slaf")
+PERTURB = FIXTURES / stand_in("perturb500_chunked.slaf")
 
 
 def lance_table(dataset: Path, table: str) -> pl.DataFrame:
@@ -29,7 +30,6 @@ def lance_table(dataset: Path, table: str) -> pl.DataFrame:
 # --- scan_slaf over tables --------------------------------------------------------------------
 
 
-@needs_shared
 @pytest.mark.parametrize("table", ["cells", "genes", "expression"])
 def test_scan_equals_the_stored_table(fixture_name: str, table: str) -> None:
     path = FIXTURES / fixture_name
@@ -37,14 +37,14 @@ def test_scan_equals_the_stored_table(fixture_name: str, table: str) -> None:
     assert_frame_equal(got, lance_table(path, table))
 
 
-@needs_shared
+@needs_fixtures
 def test_projection_keeps_the_asked_order() -> None:
     got = sp.scan_slaf(PBMC, "cells").select("louvain", "cell_integer_id").collect()
     want = lance_table(PBMC, "cells").select("louvain", "cell_integer_id")
     assert_frame_equal(got, want)
 
 
-@needs_shared
+@needs_fixtures
 def test_predicate_is_pushed_down_and_exact() -> None:
     stats = sp.ScanStats()
     lf = sp.scan_slaf(PBMC, "expression", stats=stats).filter(
@@ -63,7 +63,7 @@ def test_predicate_is_pushed_down_and_exact() -> None:
     assert 0 < got.height < 535433
 
 
-@needs_shared
+@needs_fixtures
 @pytest.mark.parametrize(
     ("predicate", "cells"),
     [
@@ -97,7 +97,7 @@ def test_cell_bounds_read_only_those_cells_rows(predicate: pl.Expr, cells: list[
         assert_frame_equal(streamed, got.select("value"))
 
 
-@needs_shared
+@needs_fixtures
 def test_untranslatable_predicates_are_still_applied() -> None:
     stats = sp.ScanStats()
     lf = sp.scan_slaf(PBMC, "cells", stats=stats)
@@ -120,7 +120,7 @@ def test_untranslatable_predicates_are_still_applied() -> None:
     assert stats2.rows_read < 700
 
 
-@needs_shared
+@needs_fixtures
 def test_head_reads_no_more_than_needed() -> None:
     stats = sp.ScanStats()
     got = sp.scan_slaf(PERTURB, "expression", stats=stats).head(7).collect()
@@ -129,7 +129,7 @@ def test_head_reads_no_more_than_needed() -> None:
     assert stats.rows_returned == 7
 
 
-@needs_shared
+@needs_fixtures
 def test_streaming_engine_and_small_batches() -> None:
     lf = sp.scan_slaf(PERTURB, "expression").filter(pl.col("gene_integer_id") == 3)
     eager = lf.collect()
@@ -148,7 +148,7 @@ def test_streaming_engine_and_small_batches() -> None:
     np.testing.assert_allclose(totals["value"].to_numpy(), sums[ids], rtol=1e-5)
 
 
-@needs_shared
+@needs_fixtures
 def test_open_slafarray_is_accepted() -> None:
     data = slaf.SLAFArray(PBMC)
     assert sp.scan_slaf(data, "genes").select(pl.len()).collect().item() == 765
@@ -157,7 +157,6 @@ def test_open_slafarray_is_accepted() -> None:
 # --- the per-cell list view -------------------------------------------------------------------
 
 
-@needs_shared
 def test_cells_x_equals_the_submatrix(fixture_name: str) -> None:
     path = FIXTURES / fixture_name
     x = slaf.SLAFArray(path).get_submatrix(format="csr")
@@ -169,7 +168,7 @@ def test_cells_x_equals_the_submatrix(fixture_name: str) -> None:
     np.testing.assert_array_equal(got["values"].explode().drop_nulls().to_numpy(), x.data)
 
 
-@needs_shared
+@needs_fixtures
 def test_cells_x_predicates_select_cells() -> None:
     stats = sp.ScanStats()
     lf = sp.scan_slaf(PBMC, "cells_x", stats=stats).filter(
@@ -211,7 +210,7 @@ def reference_geneformer(genes: list[int], counts: list[float], max_genes: int) 
     return [genes[k] + 4 for k in order if counts[k] != 0][:max_genes]
 
 
-@needs_shared
+@needs_fixtures
 def test_geneformer_over_cells_x_matches_the_rule() -> None:
     # Every cell (500: more than the plugin tokenizes per core call).
     cells = sp.scan_slaf(PERTURB, "cells_x")
@@ -224,7 +223,7 @@ def test_geneformer_over_cells_x_matches_the_rule() -> None:
     assert padded.list.head(10).to_list() == got["tokens"].list.head(10).to_list()
 
 
-@needs_shared
+@needs_fixtures
 def test_geneformer_v2_and_vocabulary_cap() -> None:
     got = (
         sp.scan_slaf(PERTURB, "cells_x")
@@ -237,7 +236,7 @@ def test_geneformer_v2_and_vocabulary_cap() -> None:
         assert all(4 <= t < 104 for t in row[1:-1])
 
 
-@needs_shared
+@needs_fixtures
 def test_coo_grouped_by_cell_gives_the_same_tokens() -> None:
     by_lists = (
         sp.scan_slaf(PERTURB, "cells_x")
@@ -258,7 +257,7 @@ def test_coo_grouped_by_cell_gives_the_same_tokens() -> None:
     assert_frame_equal(by_group, nonempty)
 
 
-@needs_shared
+@needs_fixtures
 def test_scgpt_struct_and_determinism() -> None:
     lf = sp.scan_slaf(PERTURB, "cells_x").head(30)
     expr = sp.scgpt(cell_ids="cell_integer_id", max_len=50, n_bins=11, seed=3)
@@ -284,7 +283,7 @@ def test_scgpt_struct_and_determinism() -> None:
     assert padded["values"].list.len().unique().to_list() == [50]
 
 
-@needs_shared
+@needs_fixtures
 def test_normalize_total_and_log1p() -> None:
     got = (
         sp.scan_slaf(PERTURB, "cells_x")
@@ -302,7 +301,7 @@ def test_normalize_total_and_log1p() -> None:
 # --- bad input --------------------------------------------------------------------------------
 
 
-@needs_shared
+@needs_fixtures
 def test_bad_input_raises_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(slaf.UnknownNameError, match='no table "cels"'):
         sp.scan_slaf(PBMC, "cels")

@@ -12,7 +12,6 @@ import re
 import threading
 from pathlib import Path
 
-import anndata as ad
 import duckdb
 import lance
 import numpy as np
@@ -25,7 +24,7 @@ import slaf.sql
 from slaf import SLAFArray
 from slaf.errors import ExtensionNotFoundError, InvalidArgumentError, QueryError
 
-from conftest import FIXTURES, REAL, needs_shared
+from conftest import FIXTURES, needs_fixtures, source, stand_in
 
 #: The query from the front page of slafdb's docs, verbatim (double-quoted strings included).
 SEED = """
@@ -42,9 +41,10 @@ CELL_TYPES = ["T cells", "B cells", "NK cells", "Monocytes"]
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cellxgene_small_perturbations (500 cells x 2000 genes, real counts) with ``batch`` and
-    ``cell_type`` obs columns added and a ``spliced`` layer, converted to SLAF."""
-    adata = ad.read_h5ad(REAL / "cellxgene_small_perturbations.h5ad")
+    """cellxgene_small_perturbations (500 cells x 2000 genes, real counts; without the shared
+    data its generated stand-in) with ``batch`` and ``cell_type`` obs columns added and a
+    ``spliced`` layer, converted to SLAF."""
+    adata = source(stand_in("perturb500_chunked.slaf")).copy()
     n = adata.n_obs
     adata.obs["batch"] = [f"batch{i % 3 + 1}" for i in range(n)]
     adata.obs["cell_type"] = [CELL_TYPES[(i * 7) % 4] for i in range(n)]
@@ -95,7 +95,7 @@ def same(got: pl.DataFrame, want: pl.DataFrame, ordered: bool = False) -> None:
 # --- the seed query -----------------------------------------------------------------------
 
 
-@needs_shared
+@needs_fixtures
 def test_seed_query_runs_unchanged(data: SLAFArray, ref: duckdb.DuckDBPyConnection) -> None:
     got = data.query(SEED)
     want = run(ref, SEED_STANDARD)
@@ -111,7 +111,7 @@ def test_seed_query_runs_unchanged(data: SLAFArray, ref: duckdb.DuckDBPyConnecti
     assert sorted(plan.literals) == ["B cells", "T cells", "batch1"]
 
 
-@needs_shared
+@needs_fixtures
 def test_double_quoted_columns_still_win(data: SLAFArray, ref: duckdb.DuckDBPyConnection) -> None:
     got = data.query('SELECT "cell_type", COUNT(*) AS n FROM cells GROUP BY "cell_type"')
     want = run(ref, "SELECT cell_type, COUNT(*) AS n FROM cells GROUP BY cell_type")
@@ -245,7 +245,7 @@ CORPUS: list[tuple[str, str | None]] = [
 ]
 
 
-@needs_shared
+@needs_fixtures
 @pytest.mark.parametrize(("query", "standard"), CORPUS, ids=[f"q{i}" for i in range(len(CORPUS))])
 def test_corpus_equals_duckdb_in_memory(
     data: SLAFArray, ref: duckdb.DuckDBPyConnection, query: str, standard: str | None
@@ -299,7 +299,7 @@ def _normalised(sql: str) -> str:
     return re.sub(r"CAST\(list_value\(([^)]*)\) AS BIGINT\[\]\)", r"[\1]", sql)
 
 
-@needs_shared
+@needs_fixtures
 @pytest.mark.parametrize(("query", "selection"), PUSHED, ids=[f"p{i}" for i in range(len(PUSHED))])
 def test_common_shapes_are_pushed_down(data: SLAFArray, query: str, selection: str) -> None:
     plan = data.explain_query(query)
@@ -326,7 +326,7 @@ def _rows_scanned(data: SLAFArray, sql: str) -> int:
     return sum(walk(node) for node in profile["operator"])
 
 
-@needs_shared
+@needs_fixtures
 def test_pushed_shapes_read_only_the_selected_rows(data: SLAFArray) -> None:
     nnz = data.nnz
     one_cell = int(
@@ -347,7 +347,7 @@ def test_pushed_shapes_read_only_the_selected_rows(data: SLAFArray) -> None:
     assert scanned == matched
 
 
-@needs_shared
+@needs_fixtures
 def test_other_queries_are_not_rewritten(data: SLAFArray) -> None:
     for query in (
         "SELECT COUNT(*) FROM expression WHERE value > 3",
@@ -389,7 +389,7 @@ def test_slafdb_fixtures(fixture_name: str, query: str) -> None:
 # --- filter_cells / filter_genes ----------------------------------------------------------
 
 
-@needs_shared
+@needs_fixtures
 def test_filter_cells_follows_slafdb(data: SLAFArray) -> None:
     obs = data.obs
     same(data.filter_cells(cell_type="T cells"), obs.filter(pl.col("cell_type") == "T cells"), True)
@@ -426,7 +426,7 @@ def test_filter_cells_follows_slafdb(data: SLAFArray) -> None:
     assert filtered["cell_integer_id"].to_list() == sql["cell_integer_id"].to_list()
 
 
-@needs_shared
+@needs_fixtures
 def test_filter_genes_follows_slafdb(data: SLAFArray) -> None:
     var = data.var
     names = var["feature_name"].head(3).to_list()
@@ -441,7 +441,7 @@ def test_filter_genes_follows_slafdb(data: SLAFArray) -> None:
     )
 
 
-@needs_shared
+@needs_fixtures
 def test_filter_errors_are_value_errors(data: SLAFArray) -> None:
     with pytest.raises(ValueError, match="Column 'nope' not found in cell metadata"):
         data.filter_cells(nope=1)
@@ -468,7 +468,7 @@ def test_filter_errors_are_value_errors(data: SLAFArray) -> None:
         ("SELECT * FROM expression WHERE value = 'abc'", ["abc"]),
     ],
 )
-@needs_shared
+@needs_fixtures
 def test_bad_queries_raise_value_errors_naming_the_problem(
     data: SLAFArray, query: str, names: list[str]
 ) -> None:
@@ -481,14 +481,14 @@ def test_bad_queries_raise_value_errors_naming_the_problem(
     assert data.query("SELECT COUNT(*) AS n FROM cells")["n"][0] == 500
 
 
-@needs_shared
+@needs_fixtures
 def test_layers_table_absent_without_layers() -> None:
-    array = SLAFArray(FIXTURES / "pbmc68k_reduced_inmemory.slaf")
+    array = SLAFArray(FIXTURES / stand_in("pbmc68k_reduced_inmemory.slaf"))
     with pytest.raises(QueryError, match="layers"):
         array.query("SELECT * FROM layers")
 
 
-@needs_shared
+@needs_fixtures
 def test_queries_from_several_threads(data: SLAFArray, ref: duckdb.DuckDBPyConnection) -> None:
     query = (
         "SELECT cell_integer_id, SUM(value) AS s FROM expression "
@@ -516,14 +516,38 @@ def test_queries_from_several_threads(data: SLAFArray, ref: duckdb.DuckDBPyConne
         same(got, want)
 
 
-@needs_shared
-def test_missing_extension_is_a_clear_error(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(slaf.sql, "EXTENSION", seeded / "absent.duckdb_extension")
-    with pytest.raises(ExtensionNotFoundError, match="build-extension") as info:
-        SLAFArray(seeded).query("SELECT 1")
+def test_unloadable_extension_is_a_clear_error(
+    small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module without DuckDB's footer (a plain ``maturin develop``) is named, not a crash."""
+    plain = tmp_path / "slaf.duckdb_extension"
+    plain.write_bytes(b"\x7fELF not an extension")
+    monkeypatch.setattr(slaf.sql, "EXTENSION", plain)
+    with pytest.raises(ExtensionNotFoundError, match="could not load the SLAF extension") as info:
+        SLAFArray(small_dataset).query("SELECT 1")
     assert isinstance(info.value, ImportError)
 
 
-def test_extension_ships_in_the_package() -> None:
-    assert slaf.sql.EXTENSION.parent == Path(slaf.__file__).parent
-    assert slaf.sql.EXTENSION.is_file()
+def test_the_module_is_the_extension() -> None:
+    """One library serves Python and DuckDB: the package holds no second copy of it."""
+    assert slaf.sql.extension_path().resolve() == slaf.sql.MODULE.resolve()
+    copies = [
+        p
+        for p in slaf.sql.MODULE.parent.iterdir()
+        if p.suffix == ".duckdb_extension" and not p.is_symlink()
+    ]
+    assert not copies
+
+
+def test_installed_package_links_the_extension_in_the_cache(
+    small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the package folder has no link (an installed wheel), the first query makes one in
+    the user's cache and later queries reuse it."""
+    monkeypatch.setattr(slaf.sql, "EXTENSION", tmp_path / "pkg" / "slaf.duckdb_extension")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    n = SLAFArray(small_dataset).query("SELECT count(*) AS n FROM cells")["n"][0]
+    assert n == SLAFArray(small_dataset).shape[0]
+    (link,) = (tmp_path / "cache" / "slaf" / "duckdb").glob("*/slaf.duckdb_extension")
+    assert link.is_symlink() and link.resolve() == slaf.sql.MODULE.resolve()
+    assert slaf.sql.extension_path() == link

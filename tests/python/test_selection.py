@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
 
 from slaf import SLAFArray
 
-from conftest import FIXTURES, needs_shared, source
+from conftest import source, stand_in
 
-NAME = "perturb500_chunked.slaf"
+# Without the shared data, the generated stand-in: also 500 cells × 2,000 genes of counts.
+NAME = stand_in("perturb500_chunked.slaf")
 
 
 @pytest.fixture(scope="module")
-def data() -> SLAFArray:
-    return SLAFArray(FIXTURES / NAME)
+def data(slafdb_fixtures_dir: Path) -> SLAFArray:
+    return SLAFArray(slafdb_fixtures_dir / NAME)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,6 @@ def dense() -> np.ndarray:
     return source(NAME).X.toarray()
 
 
-@needs_shared
 def test_ids_in_any_order_with_repeats(data: SLAFArray, dense: np.ndarray) -> None:
     cells, genes = [499, 3, 3, 0, -1], [1999, 5, 0, 5]
     got = data.get_submatrix(cells, genes, format="csr")
@@ -31,7 +33,6 @@ def test_ids_in_any_order_with_repeats(data: SLAFArray, dense: np.ndarray) -> No
     np.testing.assert_array_equal(got.toarray(), dense[np.ix_(cells, genes)])
 
 
-@needs_shared
 def test_slices_masks_and_arrays(data: SLAFArray, dense: np.ndarray) -> None:
     np.testing.assert_array_equal(
         data.get_submatrix(slice(10, 200, 7), format="csr").toarray(), dense[10:200:7]
@@ -49,7 +50,6 @@ def test_slices_masks_and_arrays(data: SLAFArray, dense: np.ndarray) -> None:
     np.testing.assert_array_equal(data.get_submatrix(7, format="csr").toarray(), dense[[7]])
 
 
-@needs_shared
 def test_names(data: SLAFArray, dense: np.ndarray) -> None:
     adata = source(NAME)
     cells = adata.obs_names[[10, 2]].tolist()
@@ -59,13 +59,11 @@ def test_names(data: SLAFArray, dense: np.ndarray) -> None:
     np.testing.assert_array_equal(data.get_submatrix(cells[0], format="csr").toarray(), dense[[10]])
 
 
-@needs_shared
 def test_empty_selection(data: SLAFArray) -> None:
     assert data.get_submatrix([], None, format="csr").shape == (0, 2000)
     assert data.get_submatrix(None, [], format="csr").nnz == 0
 
 
-@needs_shared
 def test_cell_expression_long_rows(data: SLAFArray, dense: np.ndarray) -> None:
     adata = source(NAME)
     frame = data.get_cell_expression([adata.obs_names[5], adata.obs_names[1]])
@@ -79,7 +77,6 @@ def test_cell_expression_long_rows(data: SLAFArray, dense: np.ndarray) -> None:
         assert rows["gene_id"].to_list() == adata.var_names[genes].tolist()
 
 
-@needs_shared
 def test_gene_expression_long_rows(data: SLAFArray, dense: np.ndarray) -> None:
     frame = data.get_gene_expression([12])
     np.testing.assert_array_equal(frame["cell_integer_id"].to_numpy(), np.flatnonzero(dense[:, 12]))

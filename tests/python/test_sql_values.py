@@ -1,5 +1,5 @@
 """Values from the DuckDB extension match the Python view (``SLAFArray``) and the source AnnData
-of every shared fixture."""
+of every slafdb fixture (shared, or generated when the shared data is absent)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from slaf import SLAFArray
 from slaf.convert import append, convert
 
-from conftest import FIXTURES, REPO, needs_shared, source
+from conftest import FIXTURES, REPO, needs_fixtures, needs_shared, source, stand_in
 
 REPOSITORY = REPO / "build" / "repository"
 
@@ -39,7 +39,6 @@ def coo_to_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tupl
     return sp.csr_matrix((vals.astype(np.float64), (rows, cols)), shape=shape)
 
 
-@needs_shared
 def test_obs_matches_python_view(con: duckdb.DuckDBPyConnection, fixture_name: str) -> None:
     path = FIXTURES / fixture_name
     obs = SLAFArray(path).obs
@@ -49,7 +48,6 @@ def test_obs_matches_python_view(con: duckdb.DuckDBPyConnection, fixture_name: s
         assert got[column].to_list() == obs[column].to_list(), column
 
 
-@needs_shared
 def test_expression_matches_anndata(con: duckdb.DuckDBPyConnection, fixture_name: str) -> None:
     path = FIXTURES / fixture_name
     x = sp.csr_matrix(source(fixture_name).X)
@@ -63,7 +61,6 @@ def test_expression_matches_anndata(con: duckdb.DuckDBPyConnection, fixture_name
     np.testing.assert_allclose(got.toarray(), x.toarray(), rtol=1e-6, atol=1e-6)
 
 
-@needs_shared
 def test_slice_matches_anndata(con: duckdb.DuckDBPyConnection, fixture_name: str) -> None:
     path = FIXTURES / fixture_name
     adata = source(fixture_name)
@@ -101,9 +98,9 @@ def test_slice_matches_anndata(con: duckdb.DuckDBPyConnection, fixture_name: str
     assert by_name[1] == pytest.approx(float(np.sum(rows["value"], dtype=np.float64)), rel=1e-6)
 
 
-@needs_shared
+@needs_fixtures
 def test_cell_filter_matches_python_view(con: duckdb.DuckDBPyConnection) -> None:
-    path = FIXTURES / "pbmc68k_reduced_inmemory.slaf"
+    path = FIXTURES / stand_in("pbmc68k_reduced_inmemory.slaf")
     data = SLAFArray(path)
     ids = np.flatnonzero((data.obs["louvain"] == "3").to_numpy())
     want = data.get_submatrix(ids.tolist(), format="csr")
@@ -121,9 +118,9 @@ def test_cell_filter_matches_python_view(con: duckdb.DuckDBPyConnection) -> None
     np.testing.assert_allclose(got.toarray(), want.toarray(), rtol=1e-6)
 
 
-@needs_shared
+@needs_fixtures
 def test_obsm_matches_anndata(con: duckdb.DuckDBPyConnection) -> None:
-    name = "pbmc68k_reduced_inmemory.slaf"
+    name = stand_in("pbmc68k_reduced_inmemory.slaf")
     path = FIXTURES / name
     got = con.execute(
         f"SELECT X_umap FROM slaf_scan('{path}', 'cells') ORDER BY cell_integer_id"
@@ -132,10 +129,10 @@ def test_obsm_matches_anndata(con: duckdb.DuckDBPyConnection) -> None:
     np.testing.assert_allclose(got, source(name).obsm["X_umap"], rtol=1e-6)
 
 
-@needs_shared
+@needs_fixtures
 def test_geneformer_tokens_rank_the_cells_genes(con: duckdb.DuckDBPyConnection) -> None:
     """Each cell's tokens are its expressed genes (+4), in non-increasing count order."""
-    name = "pbmc10x_v3_mtx_chunked.slaf"
+    name = stand_in("pbmc10x_v3_mtx_chunked.slaf")
     path = FIXTURES / name
     x = sp.csr_matrix(source(name).X)
     rows = con.execute(
@@ -170,10 +167,10 @@ def geneformer_tokens(x: sp.csr_matrix, gene_ids: list[int], max_genes: int) -> 
     return rows
 
 
-@needs_shared
+@needs_fixtures
 def test_geneformer_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -> None:
     """``genes :=`` by names: tokens are those of the Python view's submatrix of the genes."""
-    path = FIXTURES / "pbmc10x_v3_mtx_chunked.slaf"
+    path = FIXTURES / stand_in("pbmc10x_v3_mtx_chunked.slaf")
     data = SLAFArray(path)
     rng = np.random.default_rng(1)
     ids = sorted(rng.choice(data.shape[1], size=60, replace=False).tolist())
@@ -189,10 +186,10 @@ def test_geneformer_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -
     assert any(any(t != 0 for t in w) for w in want)
 
 
-@needs_shared
+@needs_fixtures
 def test_geneformer_tokens_of_a_gene_filter(con: duckdb.DuckDBPyConnection) -> None:
     """``gene_filter :=`` selects the genes the Python view's var selects; ``cells :=`` too."""
-    path = FIXTURES / "perturb500_chunked.slaf"
+    path = FIXTURES / stand_in("perturb500_chunked.slaf")
     data = SLAFArray(path)
     ids = np.flatnonzero((data.var["mean_counts"] > 1.0).to_numpy()).tolist()
     assert 0 < len(ids) < data.shape[1]
@@ -207,11 +204,11 @@ def test_geneformer_tokens_of_a_gene_filter(con: duckdb.DuckDBPyConnection) -> N
     assert [list(r[1]) for r in rows] == want
 
 
-@needs_shared
+@needs_fixtures
 def test_scgpt_tokens_of_a_gene_selection(con: duckdb.DuckDBPyConnection) -> None:
     """scGPT over selected genes: ``<cls>`` then exactly the cell's stored selected genes
     (all fit), in ascending gene order, with bins in 1..n_bins-1."""
-    path = FIXTURES / "perturb500_chunked.slaf"
+    path = FIXTURES / stand_in("perturb500_chunked.slaf")
     data = SLAFArray(path)
     ids = list(range(0, data.shape[1], 3))
     rows = con.execute(
