@@ -1,4 +1,6 @@
-//! Format round trips against the datasets slafdb 0.5.2 wrote (../shared/fixtures).
+//! Format round trips against the datasets slafdb 0.5.2 wrote (../shared/fixtures), or, without
+//! the shared data, against the stand-ins slafdb 0.5.2 wrote from generated sources
+//! (`SLAF_GENERATED_FIXTURES`, made by `python tests/python/slafdb_fixtures.py OUT`).
 
 use std::path::PathBuf;
 
@@ -7,13 +9,31 @@ use arrow_array::types::{Float32Type, UInt16Type, UInt32Type};
 use arrow_array::Array;
 use slaf::{Dataset, ErrorKind, Selector, StartIndexSource, Values};
 
-/// The shared fixture `name`, or `None` with the reason on stderr when the shared test data
-/// is absent (a clone without `../shared`): such tests skip, everything else runs.
-fn fixture(name: &str) -> Option<String> {
-    let shared = std::env::var("SLAF_SHARED")
+/// Shared fixture -> its generated stand-in (the same shape and kind of content; see
+/// `tests/python/slafdb_fixtures.py`).
+const STAND_INS: &[(&str, &str)] = &[
+    ("mouse_merfish_chunked.slaf", "gen_merfish_chunked.slaf"),
+    (
+        "pbmc10x_v3_mtx_chunked.slaf",
+        "gen_pbmc10x_mtx_chunked.slaf",
+    ),
+    ("pbmc68k_reduced_inmemory.slaf", "gen_pbmc68k_inmemory.slaf"),
+    ("perturb500_chunked.slaf", "gen_perturb500_chunked.slaf"),
+    ("perturb500_inmemory.slaf", "gen_perturb500_inmemory.slaf"),
+];
+
+/// Where the shared fixtures are (`$SLAF_SHARED`, default `../shared`).
+fn shared_dir() -> PathBuf {
+    std::env::var("SLAF_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let path = shared.join("fixtures/slafdb-0.5.2").join(name);
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+        .join("fixtures/slafdb-0.5.2")
+}
+
+/// The shared fixture `name`, or `None` with the reason on stderr when the shared test data
+/// is absent (a clone without `../shared`), for checks of a real dataset's own content.
+fn shared_fixture(name: &str) -> Option<String> {
+    let path = shared_dir().join(name);
     if !path.exists() {
         eprintln!(
             "skipped: needs the shared test data: set SLAF_SHARED (nothing at {})",
@@ -21,6 +41,35 @@ fn fixture(name: &str) -> Option<String> {
         );
         return None;
     }
+    Some(path.to_string_lossy().into_owned())
+}
+
+/// The shared fixture `name`; without the shared data, its generated stand-in when
+/// `SLAF_GENERATED_FIXTURES` names their folder; else `None` with the reason on stderr: such
+/// tests skip, everything else runs.
+fn fixture(name: &str) -> Option<String> {
+    let shared = shared_dir().join(name);
+    if shared.exists() {
+        return Some(shared.to_string_lossy().into_owned());
+    }
+    let Ok(generated) = std::env::var("SLAF_GENERATED_FIXTURES") else {
+        eprintln!(
+            "skipped: needs the shared test data: set SLAF_SHARED (nothing at {}), or \
+             SLAF_GENERATED_FIXTURES to the output of tests/python/slafdb_fixtures.py",
+            shared.display()
+        );
+        return None;
+    };
+    let (_, stand_in) = STAND_INS
+        .iter()
+        .find(|(real, _)| *real == name)
+        .unwrap_or_else(|| panic!("no generated stand-in for {name}"));
+    let path = PathBuf::from(generated).join(stand_in);
+    assert!(
+        path.exists(),
+        "SLAF_GENERATED_FIXTURES is set but {} is missing",
+        path.display()
+    );
     Some(path.to_string_lossy().into_owned())
 }
 
@@ -88,9 +137,10 @@ fn every_fixture_reads_like_a_full_scan() {
 
 #[test]
 fn stored_start_index_is_verified() {
+    // Which offsets slafdb got wrong is a property of the real files: shared data only.
     let (Some(good), Some(bad)) = (
-        fixture("mouse_merfish_chunked.slaf"),
-        fixture("perturb500_inmemory.slaf"),
+        shared_fixture("mouse_merfish_chunked.slaf"),
+        shared_fixture("perturb500_inmemory.slaf"),
     ) else {
         return;
     };
