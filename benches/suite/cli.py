@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shlex
 import sys
@@ -47,6 +48,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", type=Path, help="where generated data is cached")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per process")
+    parser.add_argument(
+        "--replot", type=Path, metavar="JSON", help="reprint the table and redraw the PNG of a run"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         defaults = parser.parse_args([])
@@ -82,6 +86,13 @@ def command() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the suite."""
     args = parse(argv)
+    if args.replot:
+        record = json.loads(args.replot.read_text())
+        rows = {s["key"]: s["results"] for s in record["scenarios"]}
+        labels = {s["key"]: s["label"] for s in record["scenarios"]}
+        report.print_table(rows, labels, record["tools"], record["command"])
+        report.write_png(args.replot.with_suffix(".png"), record)
+        return
     started = time.perf_counter()
     tools = available_tools()
     if args.tools:
