@@ -523,14 +523,38 @@ def test_queries_from_several_threads(data: SLAFArray, ref: duckdb.DuckDBPyConne
         same(got, want)
 
 
-@needs_fixtures
-def test_missing_extension_is_a_clear_error(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(slaf.sql, "EXTENSION", seeded / "absent.duckdb_extension")
-    with pytest.raises(ExtensionNotFoundError, match="build-extension") as info:
-        SLAFArray(seeded).query("SELECT 1")
+def test_unloadable_extension_is_a_clear_error(
+    small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module without DuckDB's footer (a plain ``maturin develop``) is named, not a crash."""
+    plain = tmp_path / "slaf.duckdb_extension"
+    plain.write_bytes(b"\x7fELF not an extension")
+    monkeypatch.setattr(slaf.sql, "EXTENSION", plain)
+    with pytest.raises(ExtensionNotFoundError, match="could not load the SLAF extension") as info:
+        SLAFArray(small_dataset).query("SELECT 1")
     assert isinstance(info.value, ImportError)
 
 
-def test_extension_ships_in_the_package() -> None:
-    assert slaf.sql.EXTENSION.parent == Path(slaf.__file__).parent
-    assert slaf.sql.EXTENSION.is_file()
+def test_the_module_is_the_extension() -> None:
+    """One library serves Python and DuckDB: the package holds no second copy of it."""
+    assert slaf.sql.extension_path().resolve() == slaf.sql.MODULE.resolve()
+    copies = [
+        p
+        for p in slaf.sql.MODULE.parent.iterdir()
+        if p.suffix == ".duckdb_extension" and not p.is_symlink()
+    ]
+    assert not copies
+
+
+def test_installed_package_links_the_extension_in_the_cache(
+    small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the package folder has no link (an installed wheel), the first query makes one in
+    the user's cache and later queries reuse it."""
+    monkeypatch.setattr(slaf.sql, "EXTENSION", tmp_path / "pkg" / "slaf.duckdb_extension")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    n = SLAFArray(small_dataset).query("SELECT count(*) AS n FROM cells")["n"][0]
+    assert n == SLAFArray(small_dataset).shape[0]
+    (link,) = (tmp_path / "cache" / "slaf" / "duckdb").glob("*/slaf.duckdb_extension")
+    assert link.is_symlink() and link.resolve() == slaf.sql.MODULE.resolve()
+    assert slaf.sql.extension_path() == link
