@@ -28,6 +28,7 @@ pub mod loader;
 mod location;
 mod matrix;
 mod memory_filter;
+pub mod progress;
 mod runtime;
 pub mod scan;
 pub mod selected_rows;

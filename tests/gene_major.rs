@@ -262,7 +262,7 @@ fn indexing_an_existing_dataset_builds_a_fresh_companion() {
     let path = dir.join("ds.slaf").to_string_lossy().into_owned();
     let mut rng = Lcg(5);
     let mut dense = create(&path, &mut rng, 90, false);
-    slaf::gene_major::index_gene_major(&path).unwrap();
+    slaf::gene_major::index_gene_major(&path, None).unwrap();
     let ds = Dataset::open(&path).unwrap();
     assert_eq!(ds.gene_major_status(), Status::Fresh);
     assert_layouts_agree(&ds, &mut rng, 20);
@@ -274,7 +274,17 @@ fn indexing_an_existing_dataset_builds_a_fresh_companion() {
         Dataset::open(&path).unwrap().gene_major_status(),
         Status::Stale
     );
-    slaf::gene_major::index_gene_major(&path).unwrap();
+    // The progress it reports: from 0 to every row read and written once each.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let progress: slaf::progress::Progress =
+        std::sync::Arc::new(move |done, total| sink.lock().unwrap().push((done, total)));
+    slaf::gene_major::index_gene_major(&path, Some(&progress)).unwrap();
+    let seen = seen.lock().unwrap();
+    let rows = dense.iter().map(Vec::len).sum::<usize>() as u64;
+    assert_eq!(seen.first(), Some(&(0, 2 * rows)));
+    assert_eq!(seen.last(), Some(&(2 * rows, 2 * rows)));
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
     let ds = Dataset::open(&path).unwrap();
     assert_eq!(ds.gene_major_status(), Status::Fresh);
     assert_layouts_agree(&ds, &mut rng, 20);

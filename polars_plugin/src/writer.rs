@@ -4,6 +4,7 @@
 //! The GIL is released while the core encodes and writes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::{make_array, Array, ArrayRef};
 use arrow::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
@@ -14,12 +15,25 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
+use slaf::progress::Progress;
 use slaf::writer::{
     check_replaceable, delete_annotation, fits_uint16, set_annotation, set_layer, Annotation, Coo,
     CsrChunk, NewDataset, Pairwise, ValueType, Writer,
 };
 
 use crate::errors::IntoPy;
+
+/// The core's progress sink over a Python callable `(done, total)`. A progress bar must not
+/// fail the job it shows, so an exception from it is printed and dropped.
+fn progress_callback(callable: Py<PyAny>) -> Progress {
+    Arc::new(move |done, total| {
+        Python::attach(|py| {
+            if let Err(e) = callable.call1(py, (done, total)) {
+                e.print(py);
+            }
+        })
+    })
+}
 
 /// An Arrow array from an object exporting `__arrow_c_array__` (no copy: the array keeps the
 /// exporter's buffers alive until it is dropped).
@@ -185,11 +199,20 @@ impl NativeWriter {
     }
 
     /// Builds (or rebuilds) the gene-major companion and axis statistics of the dataset at
-    /// `path`.
+    /// `path`; `progress(done, total)` hears of rows read and written.
     #[staticmethod]
-    fn index_gene_major(py: Python<'_>, path: String) -> PyResult<()> {
-        py.detach(|| slaf::gene_major::index_gene_major(&path))
+    #[pyo3(signature = (path, progress=None))]
+    fn index_gene_major(py: Python<'_>, path: String, progress: Option<Py<PyAny>>) -> PyResult<()> {
+        let progress = progress.map(progress_callback);
+        py.detach(|| slaf::gene_major::index_gene_major(&path, progress.as_ref()))
             .py_err()
+    }
+
+    /// Calls `progress(done, total)` with the rows of the gene-major build at commit.
+    fn set_index_progress(&mut self, progress: Py<PyAny>) -> PyResult<()> {
+        self.writer()?
+            .set_index_progress(progress_callback(progress));
+        Ok(())
     }
 
     /// Whether `finish` builds the gene-major companion (default yes; no leaves an existing

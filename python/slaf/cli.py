@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--num-partitions", type=int, default=None, metavar="N")
     index.add_argument("--num-sub-vectors", type=int, default=None, metavar="N")
     index.add_argument("--drop", action="store_true", help="drop the index instead")
+    index.add_argument("--quiet", action="store_true", help="no progress line")
 
     info = commands.add_parser("info", help="summarise a dataset")
     info.add_argument("path")
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _index(args: argparse.Namespace) -> str:
     from slaf import _native
+    from slaf._progress import rows_callback
     from slaf.knn import index_record
 
     if args.vectors is None:
@@ -96,7 +98,8 @@ def _index(args: argparse.Namespace) -> str:
         if vector_only:
             raise _UsageError(f"{vector_only[0]} needs --vectors SECTION/KEY")
         start = time.perf_counter()
-        _native.NativeWriter.index_gene_major(args.path)
+        show = not args.quiet and sys.stderr.isatty()
+        _native.NativeWriter.index_gene_major(args.path, rows_callback("gene index", show))
         seconds = time.perf_counter() - start
         return f"indexed {args.path}: gene-major table and axis statistics ({seconds:.1f} s)"
     section, _, key = args.vectors.partition("/")

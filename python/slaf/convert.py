@@ -38,7 +38,6 @@ import gzip
 import json
 import math
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +49,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from slaf import _native
+from slaf._progress import bar as progress_bar
+from slaf._progress import rows_callback
 from slaf.errors import DatasetNotFoundError, InvalidArgumentError
 
 #: Input formats ``convert`` understands.
@@ -864,14 +865,10 @@ def _open(path: PathLike, input_format: str | None, scratch: Path | None) -> _So
 
 
 class _Progress:
-    """A progress bar on stderr (cells done, rate, time left), shown only when asked for."""
+    """Cells written, with the source being written as the bar's label."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            total=total, unit=" cells", unit_scale=True, disable=not enabled, file=sys.stderr
-        )
+        self.bar = progress_bar(total, " cells", enabled)
         self.label = ""
 
     def update(self, n: int, label: str) -> None:
@@ -1036,6 +1033,11 @@ def _write(
             obs_tables = prepare(writer)
             for source, obs in zip(sources, obs_tables, strict=True):
                 _write_cells(writer, source, obs, chunk_size, bar, uint16, values)
+            bar.close()
+            # The gene-major build at commit reads and writes every row: a bar of its own.
+            report = rows_callback("gene index", progress)
+            if report is not None:
+                writer.set_index_progress(report)
             writer.finish()
         finally:
             bar.close()

@@ -32,6 +32,7 @@ use super::stats::AxisStats;
 use super::{Marker, TABLE};
 use crate::columns::extend_ids;
 use crate::error::{Error, Result};
+use crate::progress::{Progress, Tally};
 use crate::runtime::block_on;
 use crate::writer::{put_columns, TableSink};
 
@@ -58,6 +59,8 @@ pub(crate) struct Tables<'a> {
     pub n_genes: usize,
     /// Rows per fragment of the companion table.
     pub rows_per_fragment: usize,
+    /// Told of rows read and rows written (each row counts twice).
+    pub progress: Option<&'a Progress>,
 }
 
 /// What a build committed: new versions of the companion, cells and genes tables, and the
@@ -104,7 +107,8 @@ fn build_in_buckets(tables: &Tables<'_>, bucket_rows: u64) -> Result<Built> {
     let scratch_parent = tables.root.parent().unwrap_or(Path::new("."));
     let schema = companion_schema(&expression, tables.shown)?;
     let mut buckets = Buckets::new(schema, &ranges, tables.n_genes, scratch_parent)?;
-    let stats = spill_rows(&expression, tables, &mut buckets)?;
+    let mut tally = Tally::new(tables.progress, 2 * expression_rows);
+    let stats = spill_rows(&expression, tables, &mut buckets, &mut tally)?;
 
     let mut sink = TableSink::replacing(TABLE, &tables.uri(TABLE));
     let mut in_fragment = 0usize;
@@ -116,6 +120,7 @@ fn build_in_buckets(tables: &Tables<'_>, bucket_rows: u64) -> Result<Built> {
                 .min(sorted.num_rows() - at)
                 .min(tables.rows_per_fragment - in_fragment);
             sink.write(sorted.slice(at, n))?;
+            tally.add(n as u64);
             at += n;
             in_fragment += n;
             if in_fragment == tables.rows_per_fragment {
@@ -211,6 +216,7 @@ fn spill_rows(
     expression: &LanceTable,
     tables: &Tables<'_>,
     buckets: &mut Buckets,
+    tally: &mut Tally<'_>,
 ) -> Result<AxisStats> {
     let mut stats = AxisStats::new(tables.n_cells, tables.n_genes);
     let (mut cells, mut genes) = (Vec::new(), Vec::new());
@@ -256,6 +262,7 @@ fn spill_rows(
             }
             stats.add(&cells, &genes, values.values());
             buckets.push(&batch, &genes)?;
+            tally.add(batch.num_rows() as u64);
         }
         Ok(())
     });
@@ -573,6 +580,7 @@ mod tests {
                 n_cells,
                 n_genes,
                 rows_per_fragment: 7,
+                progress: None,
             };
             let built = build_in_buckets(&tables, bucket_rows).unwrap();
             for (role, version) in &built.versions {

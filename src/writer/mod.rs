@@ -66,6 +66,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::gene_major;
 use crate::location::Location;
+use crate::progress::Progress;
 use crate::runtime::block_on;
 use crate::table::Table;
 use expression::{ExpressionBuffer, IdTypes, Stats};
@@ -184,6 +185,8 @@ pub struct Writer {
     failed: bool,
     /// Build the gene-major table and axis statistics when the tables are committed.
     gene_index: bool,
+    /// Told of the gene-major build's rows at commit.
+    index_progress: Option<Progress>,
     /// Declared last so that it is dropped last: the sinks' background writes finish before
     /// an abandoned staging directory is removed or the writer lock is released.
     destination: Destination,
@@ -255,6 +258,7 @@ impl Writer {
             source_offset: 0,
             failed: false,
             gene_index: true,
+            index_progress: None,
         })
     }
 
@@ -409,6 +413,7 @@ impl Writer {
             source_offset: n_cells as u64,
             failed: false,
             gene_index: true,
+            index_progress: None,
         })
     }
 
@@ -430,6 +435,11 @@ impl Writer {
     /// default). Without them, an append leaves an earlier build stale (readers fall back).
     pub fn set_gene_index(&mut self, build: bool) {
         self.gene_index = build;
+    }
+
+    /// Where the gene-major build at commit reports its rows (see [`Progress`]).
+    pub fn set_index_progress(&mut self, progress: Progress) {
+        self.index_progress = Some(progress);
     }
 
     /// The stored value type (chunks must fit it).
@@ -892,6 +902,7 @@ impl Writer {
             n_cells: self.n_cells as usize,
             n_genes: self.n_genes,
             rows_per_fragment: self.rows_per_fragment,
+            progress: self.index_progress.as_ref(),
         })?;
         for (role, version) in built.versions {
             versions.insert(role.to_string(), version);
