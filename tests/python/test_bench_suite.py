@@ -1,0 +1,76 @@
+"""The one-command benchmark suite (``python -m benches --quick``) runs end to end on generated
+data and writes a complete record: every scenario, every tool run or marked with a reason,
+ours always run, no peer whose answer differs from ours, and a PNG. Timings are not checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = [
+    "convert",
+    "open",
+    "cell_filter",
+    "gene_filter",
+    "sql_cells",
+    "sql_expression",
+    "one_cell",
+    "ten_genes",
+    "submatrix",
+    "cells_1000",
+    "pp",
+    "loader_raw",
+    "loader_geneformer",
+    "loader_scgpt",
+]
+TOOLS = ["ours", "slafdb", "anndata_backed", "anndata_memory", "soma", "scdataset", "annbatch"]
+
+
+def test_quick_suite_writes_a_complete_record(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    command = [sys.executable, "-m", "benches", "--quick", "--out", str(out)]
+    done = subprocess.run(
+        [*command, "--data-dir", str(tmp_path / "data")],  # generated here: no shared data
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "median time (× ours)" in done.stdout
+
+    [record_path] = out.glob("*.json")
+    record = json.loads(record_path.read_text())
+    assert record_path.stem.endswith("-5000x2000")
+    assert list(record["tools"]) == TOOLS
+    assert [s["key"] for s in record["scenarios"]] == SCENARIOS
+    for key in ("machine", "versions", "command", "scale"):
+        assert record[key], key
+    assert record["versions"]["slaf_commit"]
+
+    slafdb_missing = not (REPO / ".venv-slafdb" / "bin" / "python").exists()
+    for scenario in record["scenarios"]:
+        results = scenario["results"]
+        assert list(results) == TOOLS, scenario["key"]
+        ours = results["ours"]
+        assert ours["status"] == "ran", (scenario["key"], ours)
+        assert ours["check"] is not None and ours["times"], scenario["key"]
+        for tool, cell in results.items():
+            where = f"{scenario['key']}/{tool}"
+            assert cell["status"] in ("ran", "failed", "marked"), (where, cell)
+            if cell["status"] == "ran":
+                assert cell["times"] and cell["median_s"] >= 0, where
+                assert cell["check"] == ours["check"], where
+            else:
+                assert cell["note"], where
+        assert results["annbatch"]["status"] == "marked"
+        if slafdb_missing:
+            assert results["slafdb"]["note"] == "not installed"
+
+    png = record_path.with_suffix(".png").read_bytes()
+    assert png.startswith(b"\x89PNG")
