@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.tools:
         wanted = {"ours", *args.tools.split(",")}
         tools = [t for t in tools if t.key in wanted]
+    machine, versions = environment.machine(), environment.versions(tools)
     data = prepare(args.cells, args.genes, args.nnz_per_cell, args.data_dir)
     sel = selections(data)
     sel["pp"] = pp_params(args.cells, args.genes, args.nnz_per_cell)
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     cells, genes = data.shape
     columns = {t.key: t.label for t in tools}
     stem = f"{dt.date.today().isoformat()}-{cells}x{genes}"
+    if args.only or args.tools:  # a partial run does not replace the full one of the day
+        stem += "-partial"
     record = {
         "command": command(),
         "date": dt.datetime.now().isoformat(timespec="seconds"),
@@ -124,8 +127,8 @@ def main(argv: list[str] | None = None) -> None:
         "scale": {"cells": cells, "genes": genes, "nnz": data.nnz, "per_cell": args.nnz_per_cell},
         "reps": args.reps,
         "reps_slow": args.reps_slow,
-        "machine": environment.machine(),
-        "versions": environment.versions(tools),
+        "machine": machine,
+        "versions": versions,
         "data": {
             "ours": str(data.indexed),
             "slafdb": str(data.plain),

@@ -46,10 +46,13 @@ def _run(command: list, slafdb: bool = False) -> str:
 def versions(tools: list[Tool]) -> dict:
     """Versions of python, ours (git commit and the module file, which tells the build), slafdb
     and the peers' packages."""
+    module = _run([sys.executable, "-c", "import slaf; print(slaf.__file__)"])
+    # The commit of the checkout that build comes from (PYTHONPATH may name another worktree).
+    checkout = Path(module).parent if module else REPO
     out = {
         "python": platform.python_version(),
-        "slaf_commit": _run(["git", "rev-parse", "--short", "HEAD"]),
-        "slaf_module": _run([sys.executable, "-c", "import slaf; print(slaf.__file__)"]),
+        "slaf_commit": _run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"]),
+        "slaf_module": module,
     }
     for name in PACKAGES:
         try:
