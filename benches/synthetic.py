@@ -16,12 +16,14 @@ import argparse
 import datetime as dt
 import json
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import lance
 import numpy as np
 import pyarrow as pa
+from tqdm import tqdm
 
 CELL_TYPES = [
     "CD4 T cell",
@@ -105,8 +107,20 @@ def generate(
         [("cell_integer_id", pa.uint32()), ("gene_integer_id", pa.uint16()), ("value", pa.uint16())]
     )
 
+    # Cells generated so far, on a terminal only (the main job and the suite generate at scale).
+    bar = tqdm(
+        total=n_cells,
+        unit=" cells",
+        unit_scale=True,
+        desc="generating",
+        leave=False,
+        disable=not sys.stderr.isatty(),
+    )
+
     def batches() -> Iterator[pa.RecordBatch]:
         for cells, genes, values in _chunks(n_cells, n_genes, rates, markers, types, depth, rng):
+            if len(cells):
+                bar.update(int(cells[-1]) + 1 - bar.n)
             np.add.at(counts, cells, 1)
             np.add.at(totals, cells, values)
             v = values.astype(np.float64)
@@ -124,6 +138,7 @@ def generate(
         max_rows_per_file=rows_per_fragment,
         data_storage_version="2.2",
     )
+    bar.close()
 
     # Distinct random 16-mers, as a real barcode whitelist gives.
     codes = rng.choice(4**16, size=n_cells, replace=False)
