@@ -1033,8 +1033,8 @@ def _write(
             obs_tables = prepare(writer)
             for source, obs in zip(sources, obs_tables, strict=True):
                 _write_cells(writer, source, obs, chunk_size, bar, uint16, values)
-            bar.close()
-            # The gene-major build at commit reads and writes every row: a bar of its own.
+            # The gene-major build at commit reads and writes every row: a bar of its own,
+            # below the cells' bar (which closes once the write is committed).
             report = rows_callback("gene index", progress)
             if report is not None:
                 writer.set_index_progress(report)
