@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from suite.tools import ensure_indexed, ensure_slafdb, ensure_soma, run_fresh
+from suite.tools import (
+    add_ours_python_argument,
+    ensure_indexed,
+    ensure_slafdb,
+    ensure_soma,
+    run_fresh,
+)
 
 from synthetic import add_scale_arguments, ensure_dataset, ensure_h5ad
 
@@ -172,12 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_scale_arguments(parser)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument(
-        "--ours-python",
-        type=Path,
-        default=Path(sys.executable),
-        help="interpreter whose `slaf` is ours (e.g. a venv with a release wheel)",
-    )
+    add_ours_python_argument(parser)
     parser.add_argument("--skip", nargs="*", default=[], choices=TOOLS, help="tools to leave out")
     args = parser.parse_args()
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from suite.report import cell_from, flag_mismatches, print_table
-from suite.tools import run_fresh
+from suite.tools import add_ours_python_argument, run_fresh
 
 from synthetic import add_scale_arguments, ensure_dataset, ensure_h5ad
 
@@ -104,12 +104,7 @@ def main() -> None:
     parser.add_argument("--min-genes", type=int, default=200)
     parser.add_argument("--n-top", type=int, default=2000)
     parser.add_argument("--n-comps", type=int, default=50)
-    parser.add_argument(
-        "--ours-python",
-        type=Path,
-        default=Path(sys.executable),
-        help="interpreter whose `slaf` is ours (e.g. a venv with a release wheel)",
-    )
+    add_ours_python_argument(parser)
     parser.add_argument(
         "--scanpy-python", type=Path, default=Path(sys.executable), help="one with scanpy"
     )

@@ -22,7 +22,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from suite.report import cell_from, flag_mismatches, print_table
-from suite.tools import ensure_slafdb, run_fresh
+from suite.tools import add_ours_python_argument, ensure_slafdb, run_fresh
 
 from synthetic import add_scale_arguments, ensure_dataset, ensure_h5ad
 
@@ -153,12 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_scale_arguments(parser)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument(
-        "--ours-python",
-        type=Path,
-        default=Path(sys.executable),
-        help="interpreter whose `slaf` is ours (e.g. a venv with a release wheel)",
-    )
+    add_ours_python_argument(parser)
     args = parser.parse_args()
 
     slaf_path = ensure_dataset(args.cells, args.genes, args.nnz_per_cell)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from suite.report import cell_from, flag_mismatches, print_table
-from suite.tools import ensure_slafdb, run_fresh
+from suite.tools import add_ours_python_argument, ensure_slafdb, run_fresh
 
-from synthetic import ensure_dataset
+from synthetic import add_scale_arguments, ensure_dataset
 
 # Runs inside either interpreter: `import slaf` is ours in .venv and slafdb in .venv-slafdb.
 RUNNER = r"""
@@ -63,16 +63,9 @@ def run(python: Path, path: Path, reps: int, slafdb: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cells", type=int, default=100_000)
-    parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--nnz-per-cell", type=float, default=1500)
+    add_scale_arguments(parser)
     parser.add_argument("--reps", type=int, default=9)
-    parser.add_argument(
-        "--ours-python",
-        type=Path,
-        default=Path(sys.executable),
-        help="interpreter whose `slaf` is ours (e.g. a venv with a release wheel)",
-    )
+    add_ours_python_argument(parser)
     args = parser.parse_args()
 
     path = ensure_dataset(args.cells, args.genes, args.nnz_per_cell)

@@ -9,6 +9,7 @@ build of ours).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -123,6 +124,23 @@ def _peak_mib():
         line = next(line for line in status if line.startswith("VmHWM"))
     return int(line.split()[1]) / 1024
 """
+
+
+def add_ours_python_argument(parser: argparse.ArgumentParser) -> None:
+    """``--ours-python``: the interpreter whose ``slaf`` is ours (default: this one), so a
+    benchmark can time a release build installed elsewhere.
+
+    Parameters
+    ----------
+    parser
+        The benchmark's argument parser.
+    """
+    parser.add_argument(
+        "--ours-python",
+        type=Path,
+        default=Path(sys.executable),
+        help="interpreter whose `slaf` is ours (e.g. a venv with a release wheel)",
+    )
 
 
 def run_fresh(
