@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import termios
 from pathlib import Path
 
 import anndata as ad
+import pytest
+
+from slaf import _native
 
 SLAF = [sys.executable, "-m", "slaf.cli"]
 
@@ -60,3 +64,21 @@ def test_piped_or_quiet_output_stays_clean(
     assert done.stderr == "" and done.stdout.startswith(f"indexed {out}")
     shown = on_terminal([*SLAF, "index", "--quiet", str(out)])
     assert "rows/s" not in shown and "indexed" in shown
+
+
+def test_a_failing_progress_callback_does_not_fail_the_build(
+    small_dataset: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A bar that raises is reported on stderr and dropped: the index is still built."""
+    copy = tmp_path / "copy.slaf"
+    shutil.copytree(small_dataset, copy)
+    calls = []
+
+    def broken(done: int, total: int) -> None:
+        calls.append((done, total))
+        raise RuntimeError("the bar broke")
+
+    _native.NativeWriter.index_gene_major(str(copy), broken)
+    assert calls and calls[-1][0] == calls[-1][1]
+    assert _native.NativeDataset(str(copy)).gene_major_status() == "fresh"
+    assert "the bar broke" in capfd.readouterr().err
