@@ -3,12 +3,15 @@
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/slaf/target}"
 export VIRTUAL_ENV="$PWD/.venv"
 export PATH="$VIRTUAL_ENV/bin:$HOME/.cargo/bin:$PATH"
-# The profile the Python module was last built with (set-up records it; tests reuse it).
+# The profile the Python module was last built with (set-up records it; tests reuse it). The
+# default is cargo's dev profile with optimized dependencies (Cargo.toml): on two cores a clean
+# release build of Lance, DataFusion and Polars alone takes over an hour. Release is for wheels
+# (.ci/build-wheel) and benchmark numbers: SLAF_PROFILE=release bash .ci/setup.
 profile_file="$VIRTUAL_ENV/.slaf-build-profile"
 slaf_profile() {
   if [ -n "${SLAF_PROFILE:-}" ]; then echo "$SLAF_PROFILE"
   elif [ -f "$profile_file" ]; then cat "$profile_file"
-  else echo release; fi
+  else echo debug; fi
 }
 # Cargo's output folder for a profile.
 profile_dir() { if [ "$1" = release ]; then echo release; else echo debug; fi; }
