@@ -99,6 +99,14 @@ def main(argv: list[str] | None = None) -> None:
         wanted = {"ours", *args.tools.split(",")}
         tools = [t for t in tools if t.key in wanted]
     machine, versions = environment.machine(), environment.versions(tools)
+    if versions["slaf_build"] != "release":
+        print(
+            f"warning: ours is a {versions['slaf_build'] or 'unknown'} build "
+            f"({versions['slaf_module']}); its times are not ours in release. Build release "
+            "first (SLAF_PROFILE=release bash .ci/setup) "
+            "or pass PYTHONPATH=<release checkout>/python",
+            file=sys.stderr,
+        )
     data = prepare(args.cells, args.genes, args.nnz_per_cell, args.data_dir)
     sel = selections(data)
     sel["pp"] = pp_params(args.cells, args.genes, args.nnz_per_cell)

@@ -46,13 +46,16 @@ def _run(command: list, slafdb: bool = False) -> str:
 def versions(tools: list[Tool]) -> dict:
     """Versions of python, ours (git commit and the module file, which tells the build), slafdb
     and the peers' packages."""
-    module = _run([sys.executable, "-c", "import slaf; print(slaf.__file__)"])
+    ours = next((str(t.python) for t in tools if t.key == "ours" and t.python), sys.executable)
+    module = _run([ours, "-c", "import slaf; print(slaf.__file__)"])
+    build = _run([ours, "-c", "import slaf._native as n; print(n.BUILD_PROFILE)"])
     # The commit of the checkout that build comes from (PYTHONPATH may name another worktree).
     checkout = Path(module).parent if module else REPO
     out = {
         "python": platform.python_version(),
         "slaf_commit": _run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"]),
         "slaf_module": module,
+        "slaf_build": build,
     }
     for name in PACKAGES:
         try:

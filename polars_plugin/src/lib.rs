@@ -33,6 +33,15 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(knn::build_vector_index, m)?)?;
     m.add_function(wrap_pyfunction!(knn::drop_vector_index, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Which cargo profile built this library: benchmarks refuse to pass a dev build off as ours.
+    m.add(
+        "BUILD_PROFILE",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    )?;
     // The core's size bounds, so Python checks arguments against the same numbers.
     let limits = pyo3::types::PyDict::new(m.py());
     limits.set_item("max_seq_len", slaf::limits::MAX_SEQ_LEN)?;

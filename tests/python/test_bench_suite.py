@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import slaf._native
+
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = [
     "convert",
@@ -52,6 +54,11 @@ def test_quick_suite_writes_a_complete_record(tmp_path: Path) -> None:
     for key in ("machine", "versions", "command", "scale"):
         assert record[key], key
     assert record["versions"]["slaf_commit"]
+    # The build ours came from is recorded, and a dev build is called out on stderr.
+    assert record["versions"]["slaf_build"] == slaf._native.BUILD_PROFILE
+    assert ("warning: ours is a debug build" in done.stderr) == (
+        slaf._native.BUILD_PROFILE == "debug"
+    )
 
     slafdb_missing = not (REPO / ".venv-slafdb" / "bin" / "python").exists()
     for scenario in record["scenarios"]:
