@@ -13,6 +13,8 @@ slaf_profile() {
   elif [ -f "$profile_file" ]; then cat "$profile_file"
   else echo debug; fi
 }
+# A step's heading, with the time of day: the logs then say where a run's time went.
+step() { echo "== $(date +%H:%M:%S) $*"; }
 # Cargo's output folder for a profile.
 profile_dir() { if [ "$1" = release ]; then echo release; else echo debug; fi; }
 # Cargo's flag for a profile (release: --release; debug: nothing).
@@ -21,7 +23,7 @@ profile_flag() { if [ "$1" = release ]; then echo --release; fi; }
 # $CARGO_TARGET_DIR/cargo-timings/).
 build_python_module() {
   local profile; profile=$(slaf_profile)
-  echo "== building slaf (Rust core + native module, $profile)"
+  step "building slaf (Rust core + native module, $profile)"
   # shellcheck disable=SC2046  # the flag is one word or none
   maturin develop --quiet $(profile_flag "$profile") ${SLAF_CARGO_TIMINGS:+--timings}
   # The module is also the DuckDB extension SLAFArray.query loads: give it DuckDB's footer and
