@@ -47,8 +47,9 @@ def versions(tools: list[Tool]) -> dict:
     """Versions of python, ours (git commit and the module file, which tells the build), slafdb
     and the peers' packages."""
     ours = next((str(t.python) for t in tools if t.key == "ours" and t.python), sys.executable)
-    module = _run([ours, "-c", "import slaf; print(slaf.__file__)"])
-    build = _run([ours, "-c", "import slaf._native as n; print(n.BUILD_PROFILE)"])
+    # One interpreter start for both: where ours is imported from, and the profile that built it.
+    probe = "import slaf, slaf._native as n; print(slaf.__file__); print(n.BUILD_PROFILE)"
+    module, _, build = _run([ours, "-c", probe]).partition("\n")
     # The commit of the checkout that build comes from (PYTHONPATH may name another worktree).
     checkout = Path(module).parent if module else REPO
     out = {
