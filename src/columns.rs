@@ -168,6 +168,49 @@ impl Values {
         }
     }
 
+    /// Makes room for `additional` more values.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        match self {
+            Values::F32(v) => v.reserve(additional),
+            Values::F64(v) => v.reserve(additional),
+        }
+    }
+
+    /// An empty buffer of the same type.
+    pub(crate) fn empty_like(&self) -> Self {
+        match self {
+            Values::F32(_) => Values::F32(Vec::new()),
+            Values::F64(_) => Values::F64(Vec::new()),
+        }
+    }
+
+    /// The values in `range`, as a buffer of their own.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        match self {
+            Values::F32(v) => Values::F32(v[range].to_vec()),
+            Values::F64(v) => Values::F64(v[range].to_vec()),
+        }
+    }
+
+    /// Appends `other[range]`; both hold the values of one column, so they share a type (a
+    /// mixed pair is widened or narrowed as the column's values would be).
+    pub(crate) fn extend_from(&mut self, other: &Values, range: std::ops::Range<usize>) {
+        match (self, other) {
+            (Values::F32(out), Values::F32(v)) => out.extend_from_slice(&v[range]),
+            (Values::F64(out), Values::F64(v)) => out.extend_from_slice(&v[range]),
+            (Values::F32(out), Values::F64(v)) => out.extend(v[range].iter().map(|&x| x as f32)),
+            (Values::F64(out), Values::F32(v)) => out.extend(v[range].iter().map(|&x| x as f64)),
+        }
+    }
+
+    /// Bytes held by the values.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len() * 4,
+            Values::F64(v) => v.len() * 8,
+        }
+    }
+
     /// Appends a value column (which must hold no nulls).
     pub(crate) fn extend(&mut self, array: &dyn Array, what: &str) -> Result<()> {
         match self {

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 
 use crate::axis::{self, AxisColumns, CELLS, GENES};
+use crate::cell_cache::{CellCache, DEFAULT_CELL_CACHE_BYTES};
 use crate::columns::{extend_ids, retain, to_strings, Values};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -52,6 +53,8 @@ pub struct Dataset {
     /// The expression table for long sequential reads of a remote dataset (see
     /// `expression_for`).
     bulk_expression: OnceLock<Table>,
+    /// Decoded cells of random-access reads; `None` when turned off (see `cell_cache`).
+    cell_cache: RwLock<Option<Arc<CellCache>>>,
 }
 
 /// The distinct ids of a selection, ascending (the order rows are stored in).
@@ -151,6 +154,7 @@ impl Dataset {
             vector_indexes: OnceLock::new(),
             by_gene: OnceLock::new(),
             bulk_expression: OnceLock::new(),
+            cell_cache: RwLock::new(Some(Arc::new(CellCache::new(DEFAULT_CELL_CACHE_BYTES)))),
         })
     }
 
@@ -266,31 +270,55 @@ impl Dataset {
     }
 
     /// The X submatrix `cells × genes` as CSR, assembled from the selected cells' row ranges.
+    /// A random-access read: cells read cell-major are kept in the dataset's cell cache (see
+    /// [`Dataset::set_cell_cache_bytes`]), and cached ones are not read again.
     pub fn submatrix(&self, cells: &Selector, genes: &Selector) -> Result<Csr> {
         let cells = self.resolve_cells(cells)?;
         let genes = self.resolve_genes(genes)?;
-        self.submatrix_resolved(&cells, &genes)
+        self.submatrix_through(&cells, &genes, None, self.cell_cache())
     }
 
     /// [`Dataset::submatrix`] for already resolved selections, read through the layout the
-    /// planner picks (see [`Dataset::layout_for`]).
+    /// planner picks (see [`Dataset::layout_for`]). A scan's read: the cell cache is left
+    /// alone.
     pub fn submatrix_resolved(&self, cells: &Resolved, genes: &Resolved) -> Result<Csr> {
-        self.submatrix_through(cells, genes, None)
+        self.submatrix_through(cells, genes, None, None)
     }
 
     /// The submatrix read through `layout`; `GeneMajor` needs a fresh companion (an error
     /// otherwise). The result is the same either way.
     pub fn submatrix_in(&self, cells: &Resolved, genes: &Resolved, layout: Layout) -> Result<Csr> {
-        self.submatrix_through(cells, genes, Some(layout))
+        self.submatrix_through(cells, genes, Some(layout), None)
+    }
+
+    /// Sets the size of the cell cache in bytes (0 turns it off), dropping what it held. It
+    /// starts at 256 MiB and only holds what random-access reads asked for.
+    pub fn set_cell_cache_bytes(&self, bytes: u64) {
+        let cache = (bytes > 0).then(|| Arc::new(CellCache::new(bytes)));
+        *self.cell_cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
+    }
+
+    /// The size of the cell cache in bytes (0 when off).
+    pub fn cell_cache_bytes(&self) -> u64 {
+        self.cell_cache().map_or(0, |cache| cache.capacity())
+    }
+
+    fn cell_cache(&self) -> Option<Arc<CellCache>> {
+        self.cell_cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The submatrix through `layout`, or the planner's choice when `None`; each selection is
-    /// sorted once, for the choice and the read alike.
+    /// sorted once, for the choice and the read alike. Cell-major reads go through `cache`
+    /// when given.
     fn submatrix_through(
         &self,
         cells: &Resolved,
         genes: &Resolved,
         layout: Option<Layout>,
+        cache: Option<Arc<CellCache>>,
     ) -> Result<Csr> {
         let unique_cells = unique_sorted(cells);
         // All genes read cell-major need no list of them (the common, hot case).
@@ -306,7 +334,10 @@ impl Dataset {
             )?,
         };
         let rows = match layout {
-            Layout::CellMajor => self.cell_rows(unique_cells)?,
+            Layout::CellMajor => match cache {
+                Some(cache) => cache.rows(unique_cells, |cells| self.cell_rows(cells))?,
+                None => self.cell_rows(unique_cells)?,
+            },
             Layout::GeneMajor => {
                 let by_gene = self.fresh_gene_major()?;
                 let values = Values::for_type(
@@ -497,6 +528,7 @@ impl Dataset {
             self.expression.require_column(VALUE_COLUMN)?,
             "expression.value",
         )?;
+        values.reserve(total);
         for batch in &batches {
             extend_ids(&mut genes, batch.column(0), "expression.gene_integer_id")?;
             values.extend(batch.column(1), "expression.value")?;

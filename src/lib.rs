@@ -13,6 +13,7 @@
 //! ```
 
 mod axis;
+mod cell_cache;
 pub mod cell_lists;
 mod columns;
 pub mod config;
@@ -25,6 +26,7 @@ mod layers;
 mod layout;
 pub mod limits;
 pub mod loader;
+pub mod local_io;
 mod location;
 mod matrix;
 mod memory_filter;

@@ -11,6 +11,7 @@ use lance::dataset::builder::DatasetBuilder;
 use lance::dataset::fragment::{FileFragment, FragReadConfig};
 
 use crate::error::{Error, Result, StorageContext};
+use crate::local_io;
 use crate::location::Location;
 use crate::memory_filter::{self, ColumnCache};
 
@@ -57,8 +58,13 @@ impl Table {
                 location.uri()
             )));
         }
-        let mut builder =
-            DatasetBuilder::from_uri(&uri).with_storage_options(location.storage_options().clone());
+        let lance_uri = if location.is_local() {
+            local_io::lance_uri(&uri)
+        } else {
+            uri.clone()
+        };
+        let mut builder = DatasetBuilder::from_uri(&lance_uri)
+            .with_storage_options(location.storage_options().clone());
         if let Some(version) = version {
             builder = builder.with_version(version);
         }

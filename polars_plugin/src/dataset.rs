@@ -142,6 +142,17 @@ impl NativeDataset {
         self.inner.nnz()
     }
 
+    /// Size of the cell cache of random-access reads, in bytes (0: off).
+    #[getter]
+    fn cell_cache_bytes(&self) -> u64 {
+        self.inner.cell_cache_bytes()
+    }
+
+    /// Sets the size of the cell cache (0 turns it off), dropping what it held.
+    fn set_cell_cache_bytes(&self, bytes: u64) {
+        self.inner.set_cell_cache_bytes(bytes)
+    }
+
     /// The whole `config.json` as text.
     fn config_json(&self) -> PyResult<String> {
         serde_json::to_string(&self.inner.config().document)

@@ -19,6 +19,12 @@ use pyo3::prelude::*;
 /// which has no Python symbols to resolve this library's pyo3 code against.
 pub use slaf_duckdb::slaf_init_c_api;
 
+/// Whether local datasets are read through io_uring in this process (see `SLAF_IO_URING`).
+#[pyfunction]
+fn io_uring_reads() -> bool {
+    slaf::local_io::uring_reads()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::NativeDataset>()?;
@@ -32,6 +38,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(knn::vector_indexes, m)?)?;
     m.add_function(wrap_pyfunction!(knn::build_vector_index, m)?)?;
     m.add_function(wrap_pyfunction!(knn::drop_vector_index, m)?)?;
+    m.add_function(wrap_pyfunction!(io_uring_reads, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // Which cargo profile built this library: benchmarks record it and warn on a dev build.
     m.add(

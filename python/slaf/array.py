@@ -75,6 +75,11 @@ class SLAFArray:
         Dataset directory or URI (``s3://bucket/data.slaf``).
     storage_options
         Object-store options passed to Lance (``aws_endpoint``, ``aws_region``, keys, ...).
+    cell_cache_bytes
+        Size of the in-process cache of decoded cells that random-access reads
+        (``get_submatrix``, the lazy AnnData view) keep, so that repeated and overlapping
+        selections come from memory; default 256 MiB, ``0`` turns it off. Scans (SQL, Polars,
+        the loader) do not use it. Also settable later as an attribute.
 
     Examples
     --------
@@ -91,6 +96,8 @@ class SLAFArray:
         storage_options: dict[str, str] | None = None,
         load_metadata: bool | None = None,
         cache_dir: str | None = None,
+        *,
+        cell_cache_bytes: int | None = None,
     ) -> None:
         # slafdb loads obs/var in a background thread (load_metadata) and caches hub
         # downloads (cache_dir); here obs/var are read on first access and paths are opened
@@ -99,13 +106,36 @@ class SLAFArray:
         self.slaf_path = os.fspath(slaf_path)
         self._storage_options = storage_options
         self._native = _native.NativeDataset(self.slaf_path, storage_options)
+        if cell_cache_bytes is not None:
+            self.cell_cache_bytes = cell_cache_bytes
 
     def _reload(self) -> None:
         """Reopen the dataset after a change was committed to it, dropping what was read."""
+        cache_bytes = self.cell_cache_bytes
         self._native = _native.NativeDataset(self.slaf_path, self._storage_options)
+        self.cell_cache_bytes = cache_bytes
         for name, member in vars(type(self)).items():
             if isinstance(member, cached_property):
                 self.__dict__.pop(name, None)
+
+    @property
+    def cell_cache_bytes(self) -> int:
+        """Size of the cache of decoded cells kept by random-access reads, in bytes (0: off).
+
+        Examples
+        --------
+        >>> data = SLAFArray("pbmc.slaf", cell_cache_bytes=64 << 20)       # doctest: +SKIP
+        >>> data.cell_cache_bytes = 0  # off: every read goes to storage    # doctest: +SKIP
+        """
+        return self._native.cell_cache_bytes
+
+    @cell_cache_bytes.setter
+    def cell_cache_bytes(self, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int | np.integer):
+            raise TypeError(f"cell_cache_bytes must be an int, not {type(size).__name__}")
+        if size < 0:
+            raise ValueError(f"cell_cache_bytes must be 0 (off) or positive, not {size}")
+        self._native.set_cell_cache_bytes(int(size))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -248,18 +278,29 @@ class SLAFArray:
             return matrix
         cell_ids = np.frombuffer(self._native.resolve_cells(cells), dtype=np.uint32)
         gene_ids = np.frombuffer(self._native.resolve_genes(genes), dtype=np.uint32)
-        return self._long_frame(matrix, cell_ids, gene_ids).select("cell_id", "gene_id", "value")
+        return self._long_frame(matrix, cell_ids, gene_ids, integer_ids=False)
 
     def _long_frame(
-        self, matrix: sp.csr_matrix, cell_ids: np.ndarray, gene_ids: np.ndarray
+        self,
+        matrix: sp.csr_matrix,
+        cell_ids: np.ndarray,
+        gene_ids: np.ndarray,
+        integer_ids: bool = True,
     ) -> pl.DataFrame:
+        """The stored values of ``matrix`` as long rows; ``integer_ids=False`` leaves out the
+        integer id columns (get_submatrix's frame has names only)."""
         counts = np.diff(matrix.indptr)
         rows = np.repeat(cell_ids, counts)
         cols = gene_ids[matrix.indices]
-        return pl.DataFrame(
-            {
+        integers = {}
+        if integer_ids:
+            integers = {
                 "cell_integer_id": rows.astype(np.int64),
                 "gene_integer_id": cols.astype(np.int64),
+            }
+        return pl.DataFrame(
+            {
+                **integers,
                 "cell_id": self.obs["cell_id"].gather(rows),
                 "gene_id": self.var["gene_id"].gather(cols),
                 "value": matrix.data,
