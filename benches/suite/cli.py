@@ -28,8 +28,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see ``--help``)."""
     parser = argparse.ArgumentParser(
         prog="python -m benches",
-        description="Compare SLAF with slafdb, anndata, TileDB-SOMA and scDataset on generated "
-        "data: a table on stdout, a JSON record and a PNG plot.",
+        description="Compare SLAF with slafdb, anndata, TileDB-SOMA, scDataset and a Parquet "
+        "copy read by DuckDB and pyarrow on generated data: a table on stdout, a JSON record "
+        "and a PNG plot.",
     )
     add_scale_arguments(parser)
     parser.add_argument(
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
             "or pass PYTHONPATH=<release checkout>/python",
             file=sys.stderr,
         )
-    data = prepare(args.cells, args.genes, args.nnz_per_cell, args.data_dir)
+    data = prepare(args.cells, args.genes, args.nnz_per_cell, args.data_dir, {t.key for t in tools})
     sel = selections(data)
     sel["pp"] = pp_params(args.cells, args.genes, args.nnz_per_cell)
     chosen = scenarios(sel)
@@ -142,7 +143,11 @@ def main(argv: list[str] | None = None) -> None:
             "slafdb": str(data.plain),
             "h5ad": str(data.h5ad),
             "soma": str(data.soma),
+            "ours_on_slafdb": str(data.slafdb_copy),
+            "parquet": str(data.parquet),
         },
+        # How each copy was made, measured when it was written (cached copies keep theirs).
+        "preparation": data.preparation,
         "tools": columns,
         "scenarios": [
             {

@@ -1,18 +1,19 @@
 """The data every tool reads, at one scale: the generated dataset (``synthetic.py``), its
-gene-major copy (ours), the same data as h5ad (anndata, scDataset, the converters) and as a
-TileDB-SOMA experiment; and the selections the scenarios ask for. Everything is cached under
+gene-major copy (ours), the same data as h5ad (anndata, scDataset, the converters), as a
+TileDB-SOMA experiment, as written by slafdb's converter (ours on slafdb's copy) and as Parquet
+files (DuckDB, pyarrow); and the selections the scenarios ask for. Everything is cached under
 ``benches/out/`` keyed by scale."""
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lance
 import numpy as np
-from suite.tools import ensure_indexed, ensure_soma
+from suite.tools import ensure_indexed, ensure_parquet, ensure_slafdb_copy, ensure_soma
 
 from synthetic import CELL_TYPES, DONORS, ensure_dataset, ensure_h5ad
 
@@ -35,6 +36,15 @@ class Dataset:
         Cells, genes.
     nnz
         Stored values.
+    slafdb_copy
+        The h5ad converted by slafdb 0.5.2: ours on slafdb's copy reads this; None when slafdb
+        is not installed or no tool reads it.
+    parquet
+        The folder of the Parquet copy (expression, cells, genes): the Parquet tools read this;
+        None when no tool reads it.
+    preparation
+        How the copies were made (times measured when each was written, sizes on disk), for
+        the JSON record.
     """
 
     plain: Path
@@ -43,9 +53,18 @@ class Dataset:
     soma: Path | None
     shape: tuple[int, int]
     nnz: int
+    slafdb_copy: Path | None = None
+    parquet: Path | None = None
+    preparation: dict = field(default_factory=dict)
 
 
-def prepare(cells: int, genes: int, nnz_per_cell: float, out_dir: Path | None = None) -> Dataset:
+def prepare(
+    cells: int,
+    genes: int,
+    nnz_per_cell: float,
+    out_dir: Path | None = None,
+    tools: set[str] | None = None,
+) -> Dataset:
     """Generate (or reuse) the data at this scale in every tool's format.
 
     Parameters
@@ -54,6 +73,9 @@ def prepare(cells: int, genes: int, nnz_per_cell: float, out_dir: Path | None = 
         The scale.
     out_dir
         The cache folder (``benches/out`` by default).
+    tools
+        The tools that will run (default: all); slafdb's copy and the Parquet copy are made
+        only for the tools that read them.
 
     Returns
     -------
@@ -68,9 +90,21 @@ def prepare(cells: int, genes: int, nnz_per_cell: float, out_dir: Path | None = 
     soma, soma_s = ensure_soma(h5ad, Path(sys.executable))
     if soma_s:
         print(f"ingested {h5ad.name} into TileDB-SOMA in {soma_s:.1f} s", flush=True)
+    preparation = {}
+    if soma is not None:
+        preparation["soma"] = {"ingest_s": round(float((soma / ".done").read_text()), 3)}
+    slafdb_copy = parquet = None
+    if tools is None or "ours_on_slafdb" in tools:
+        slafdb_copy, preparation["slafdb_copy"] = ensure_slafdb_copy(h5ad)
+    if tools is None or tools & {"parquet_duckdb", "parquet_pyarrow"}:
+        parquet, preparation["parquet"] = ensure_parquet(indexed)
+    for key, info in preparation.items():
+        if info.get("bytes"):
+            made = info.get("convert_s", info.get("write_s"))
+            print(f"{key} copy: {info['bytes'] / 2**20:,.1f} MiB, made in {made:.1f} s", flush=True)
     config = json.loads((plain / "config.json").read_text())
     shape, nnz = tuple(config["array_shape"]), config["metadata"]["expression_count"]
-    return Dataset(plain, indexed, h5ad, soma, shape, nnz)
+    return Dataset(plain, indexed, h5ad, soma, shape, nnz, slafdb_copy, parquet, preparation)
 
 
 def selections(data: Dataset) -> dict:
@@ -89,7 +123,9 @@ def selections(data: Dataset) -> dict:
     """
     cache = data.plain.with_suffix(".suite.json")
     if cache.exists():
-        return json.loads(cache.read_text())
+        cached = json.loads(cache.read_text())
+        if "cells10000" in cached:  # else made before cells10000 was asked for: redone
+            return cached
     n_cells, n_genes = data.shape
     rng = np.random.default_rng(0)
 
@@ -110,6 +146,8 @@ def selections(data: Dataset) -> dict:
         "genes10": pick(n_genes, 10),
         "gene1": int(rng.integers(n_genes)),
         "genes100": pick(n_genes, 100),
+        # Drawn after the others, so that adding it left their draws unchanged.
+        "cells10000": pick(n_cells, 10000),
         "cell_type": CELL_TYPES[3],
         "donor": DONORS[2],
         # Midway between two distinct totals, so float sums on either side agree.

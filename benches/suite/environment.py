@@ -11,7 +11,17 @@ from pathlib import Path
 
 from suite.tools import REPO, Tool, _env
 
-PACKAGES = ("anndata", "scanpy", "tiledbsoma", "torch", "duckdb", "polars", "pylance", "scdataset")
+PACKAGES = (
+    "anndata",
+    "scanpy",
+    "tiledbsoma",
+    "torch",
+    "duckdb",
+    "polars",
+    "pylance",
+    "pyarrow",
+    "scdataset",
+)
 
 
 def machine() -> dict:
@@ -47,16 +57,22 @@ def versions(tools: list[Tool]) -> dict:
     """Versions of python, ours (git commit and the module file, which tells the build), slafdb
     and the peers' packages."""
     ours = next((str(t.python) for t in tools if t.key == "ours" and t.python), sys.executable)
-    # One interpreter start for both: where ours is imported from, and the profile that built it.
-    probe = "import slaf, slaf._native as n; print(slaf.__file__); print(n.BUILD_PROFILE)"
-    module, _, build = _run([ours, "-c", probe]).partition("\n")
+    # One interpreter start for all three: where ours is imported from, the profile that built
+    # it, and whether it reads local files through io_uring.
+    probe = (
+        "import slaf, slaf._native as n; print(slaf.__file__); print(n.BUILD_PROFILE); "
+        "print(n.io_uring_reads())"
+    )
+    module, build, uring = ([*_run([ours, "-c", probe]).split("\n"), "", ""])[:3]
     # The commit of the checkout that build comes from (PYTHONPATH may name another worktree).
     checkout = Path(module).parent if module else REPO
     out = {
         "python": platform.python_version(),
-        "slaf_commit": _run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"]),
+        # "-dirty" when the checkout had changes not committed.
+        "slaf_commit": _run(["git", "-C", str(checkout), "describe", "--always", "--dirty"]),
         "slaf_module": module,
         "slaf_build": build,
+        "slaf_io_uring": uring == "True",
     }
     for name in PACKAGES:
         try:

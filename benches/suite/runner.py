@@ -8,6 +8,7 @@ import json
 import shutil
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 from suite.data import Dataset
@@ -16,11 +17,14 @@ from suite.scenarios import PRELUDE, Scenario, path_for
 from suite.tools import Tool, run_fresh
 from tqdm import tqdm
 
-# Runs in a fresh interpreter: argv = code, params (JSON), warm-up runs, timed runs.
+# Runs in a fresh interpreter: argv = code, a JSON file of the params (a file: 10,000 cell ids
+# would pass the kernel's 128 KiB limit on one argument), warm-up runs, timed runs.
 HARNESS = r"""
 import json, os, sys, time, warnings
 warnings.simplefilter("ignore")
-code, P, warmup, reps = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+code, warmup, reps = sys.argv[1], int(sys.argv[3]), int(sys.argv[4])
+with open(sys.argv[2]) as f:
+    P = json.load(f)
 ns = {"P": P}
 out = {}
 try:
@@ -53,15 +57,18 @@ def _harness(
     scenario: Scenario, tool: Tool, params: dict, warmup: int, reps: int, timeout: float
 ) -> dict:
     code = PRELUDE + scenario.snippet
-    if not scenario.fresh_each_rep:
-        args = [code, json.dumps(params), str(warmup), str(reps)]
-        return run_fresh(tool.python, HARNESS, args, tool.is_slafdb, timeout)
-    runs = []
-    for _ in range(reps):
-        args = [code, json.dumps(params), "0", "1"]
-        runs.append(run_fresh(tool.python, HARNESS, args, tool.is_slafdb, timeout))
-        if "error" in runs[-1]:
-            return runs[-1]
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(params, file)
+        file.flush()
+        if not scenario.fresh_each_rep:
+            args = [code, file.name, str(warmup), str(reps)]
+            return run_fresh(tool.python, HARNESS, args, tool.is_slafdb, timeout)
+        runs = []
+        for _ in range(reps):
+            args = [code, file.name, "0", "1"]
+            runs.append(run_fresh(tool.python, HARNESS, args, tool.is_slafdb, timeout))
+            if "error" in runs[-1]:
+                return runs[-1]
     return {
         "times": [r["times"][0] for r in runs],
         "check": runs[-1]["check"],
@@ -104,8 +111,10 @@ def run_cell(
         return {"status": "marked", "note": scenario.marks.get(tool.key, "n/a")}
     if tool.python is None:
         return {"status": "marked", "note": tool.missing}
-    if tool.key == "soma" and data.soma is None:
-        return {"status": "marked", "note": "not installed"}
+    path = path_for(tool.key, data)
+    if path is None:  # the copy it reads was not made: its maker is not installed
+        note = "no copy: slafdb not installed" if tool.key == "ours_on_slafdb" else "not installed"
+        return {"status": "marked", "note": note}
     if tool.key in scenario.external:
         result = scenario.external[tool.key](tool, data, sel, reps, timeout)
     else:
@@ -113,7 +122,7 @@ def run_cell(
             **sel,
             **scenario.params,
             "tool": tool.key,
-            "path": path_for(tool.key, data),
+            "path": path,
             "h5ad": str(data.h5ad),
             "scratch": str(scratch),
         }

@@ -6,6 +6,10 @@ snippet defines ``run()``, timed, returning a checksum; optionally ``setup()``, 
 ``bench_loader``, ``bench_gene_major``, ``bench_python_layer``), or a short reason why it cannot
 run it. Snippets see ``P`` (the selections, the tool's ``path``, ``TOOL``) and the helpers of
 ``PRELUDE``.
+
+The random-access rows (open, one cell, 500 × 500, 1,000 and 10,000 random cells, cells by a
+metadata predicate) also run ours on the copy slafdb's converter wrote, and two readers of a
+Parquet copy of the expression table (DuckDB, pyarrow): see ``RANDOM_ACCESS``.
 """
 
 from __future__ import annotations
@@ -26,18 +30,44 @@ PRELUDE = r"""
 import hashlib
 import numpy as np
 TOOL = P["tool"]
+# Our package: on our dataset, on it with the cell cache off (every repetition reads storage),
+# or on slafdb's copy.
+OURS = ("ours", "ours_no_cache", "ours_on_slafdb")
+SLAF = (*OURS, "slafdb")  # a SLAFArray
 D = None
 
 def open_data():
-    if TOOL in ("ours", "slafdb"):
+    if TOOL in SLAF:
         from slaf import SLAFArray
         d = SLAFArray(P["path"])
+        if TOOL == "ours_no_cache":
+            d.cell_cache_bytes = 0
         if hasattr(d, "wait_for_metadata"):  # slafdb loads obs/var in a background thread
             d.wait_for_metadata()
         return d
     if TOOL.startswith("anndata"):
         import anndata as ad
         return ad.read_h5ad(P["path"], backed="r" if TOOL == "anndata_backed" else None)
+    if TOOL == "parquet_pyarrow":  # obs and var read, the expression file's footer read
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+        from types import SimpleNamespace
+        return SimpleNamespace(
+            obs=pq.read_table(P["path"] + "/cells.parquet"),
+            var=pq.read_table(P["path"] + "/genes.parquet"),
+            expression=ds.dataset(P["path"] + "/expression.parquet", format="parquet"),
+        )
+    if TOOL == "parquet_duckdb":  # the same through DuckDB; a view binds (reads) the footer
+        import duckdb
+        from types import SimpleNamespace
+        con = duckdb.connect()
+        con.execute("SET parquet_metadata_cache = true")  # footers kept across queries
+        read = "SELECT * FROM read_parquet('" + P["path"] + "/{}.parquet')"
+        con.execute("CREATE VIEW expression AS " + read.format("expression"))
+        d = SimpleNamespace(con=con, obs=con.sql(read.format("cells")).to_arrow_table(),
+                            var=con.sql(read.format("genes")).to_arrow_table())
+        con.register("obs", d.obs)
+        return d
     import tiledbsoma
     return tiledbsoma.Experiment.open(P["path"])
 
@@ -59,10 +89,12 @@ def setup():
 
 def run():
     d = open_data()
-    if TOOL in ("ours", "slafdb"):
+    if TOOL in SLAF:
         return [int(d.obs.height), int(d.var.height)]
     if TOOL.startswith("anndata"):
         return [int(d.n_obs), int(d.n_vars)]
+    if TOOL.startswith("parquet"):
+        return [d.obs.num_rows, d.var.num_rows]
     return [int(d.obs.count), int(d.ms["RNA"].var.count)]
 """
 
@@ -117,12 +149,16 @@ def run():
     return ids_check(table["obs_id"].to_pylist())
 """
 
-# cells × genes by integer id (genes None: all genes); every tool returns the stored values.
-SUBMATRIX = r"""
-def run():
-    cells, genes = P["cells"], P["genes"]
-    if TOOL in ("ours", "slafdb"):
-        df = D.get_submatrix(cells, genes)  # slafdb's long frame: cell_id, gene_id, value
+# cells × genes by integer id (genes None: all genes); every tool returns the stored values:
+# ours a CSR (format="csr", what anndata returns), slafdb its long frame (it has no CSR format),
+# SOMA and the Parquet readers Arrow tables of (cell, gene, value).
+READ = r"""
+def read(cells, genes):
+    if TOOL in OURS:
+        x = D.get_submatrix(cells, genes, format="csr")
+        return values_check(x.nnz, x.data)
+    if TOOL == "slafdb":
+        df = D.get_submatrix(cells, genes)  # a long frame: cell_id, gene_id, value
         return values_check(df.height, df["value"])
     if TOOL == "anndata_backed":  # one indexing: a backed view cannot be sliced again
         x = D[cells].X if genes is None else D[cells, genes].X
@@ -130,10 +166,66 @@ def run():
     if TOOL == "anndata_memory":
         x = D.X[cells] if genes is None else D.X[cells][:, genes]
         return values_check(x.nnz, x.data)
+    if TOOL == "parquet_pyarrow":  # filters on the ids: row groups pruned by their min/max
+        import pyarrow.dataset as ds
+        where = ds.field("cell_integer_id").isin(cells)
+        if genes is not None:
+            where = where & ds.field("gene_integer_id").isin(genes)
+        table = D.expression.to_table(filter=where)
+        return values_check(table.num_rows, table["value"])
+    if TOOL == "parquet_duckdb":  # semi-joins: DuckDB prunes row groups by the ids' range
+        import pyarrow as pa
+        D.con.register("want_cells", pa.table({"id": pa.array(cells, pa.uint32())}))
+        sql = ("SELECT e.* FROM expression e "
+               "SEMI JOIN want_cells c ON e.cell_integer_id = c.id")
+        if genes is not None:
+            D.con.register("want_genes", pa.table({"id": pa.array(genes, pa.uint16())}))
+            sql += " SEMI JOIN want_genes g ON e.gene_integer_id = g.id"
+        table = D.con.sql(sql).to_arrow_table()
+        return values_check(table.num_rows, table["value"])
     coords = (cells,) if genes is None else (cells, genes)
     table = D.ms["RNA"].X["data"].read(coords=coords).tables().concat()
     return values_check(table.num_rows, table["soma_data"])
 """
+
+SUBMATRIX = (
+    READ
+    + r"""
+def run():
+    return read(P["cells"], P["genes"])
+"""
+)
+
+# The cells of one type and donor, chosen on obs (in memory after opening, for every tool but
+# SOMA), then all of their expression (as SUBMATRIX reads it).
+PREDICATE = (
+    READ
+    + r"""
+def chosen_cells():
+    ct, donor = P["cell_type"], P["donor"]
+    if TOOL in SLAF:
+        import polars as pl
+        obs = D.obs.filter((pl.col("cell_type") == ct) & (pl.col("donor_id") == donor))
+        return obs["cell_integer_id"].to_list()
+    if TOOL.startswith("anndata"):
+        obs = D.obs
+        return np.flatnonzero((obs["cell_type"] == ct) & (obs["donor_id"] == donor)).tolist()
+    if TOOL == "parquet_pyarrow":
+        import pyarrow.compute as pc
+        mask = pc.and_(pc.equal(D.obs["cell_type"], ct), pc.equal(D.obs["donor_id"], donor))
+        return D.obs.filter(mask)["cell_integer_id"].to_pylist()
+    if TOOL == "parquet_duckdb":
+        rows = D.con.execute("SELECT cell_integer_id FROM obs WHERE cell_type = ? "
+                             "AND donor_id = ? ORDER BY 1", [ct, donor]).fetchall()
+        return [row[0] for row in rows]
+    where = f"cell_type == '{ct}' and donor_id == '{donor}'"
+    table = D.obs.read(column_names=["soma_joinid"], value_filter=where).concat()
+    return sorted(table["soma_joinid"].to_pylist())
+
+def run():
+    return read(chosen_cells(), None)
+"""
+)
 
 # Total counts per cell type: a join of expression with cells in SQL (ours, slafdb); the
 # others sum X per cell and group with pandas.
@@ -238,10 +330,20 @@ class Scenario:
     fresh_each_rep: bool = False
 
 
-def path_for(tool: str, data: Dataset) -> str:
-    """The copy of the data ``tool`` reads (ours: the one with the gene-major table)."""
-    paths = {"ours": data.indexed, "slafdb": data.plain, "soma": data.soma}
-    return str(paths.get(tool, data.h5ad))
+def path_for(tool: str, data: Dataset) -> str | None:
+    """The copy of the data ``tool`` reads (ours: the one with the gene-major table); None when
+    that copy was not made (its tool is not installed)."""
+    paths = {
+        "ours": data.indexed,
+        "ours_no_cache": data.indexed,
+        "ours_on_slafdb": data.slafdb_copy,
+        "slafdb": data.plain,
+        "soma": data.soma,
+        "parquet_duckdb": data.parquet,
+        "parquet_pyarrow": data.parquet,
+    }
+    path = paths.get(tool, data.h5ad)
+    return None if path is None else str(path)
 
 
 def _gene_major(query: str) -> External:
@@ -304,8 +406,15 @@ def _loader(mode: str) -> External:
 
 SLAF_TOOLS = ("ours", "slafdb")
 READERS = ("ours", "slafdb", "anndata_backed", "anndata_memory", "soma")
+# The tools of the random-access rows (issue #18): the readers, ours with the cell cache off
+# (repetitions read the same cells: the cache answers them from memory), ours on the copy
+# slafdb wrote, and two readers of the Parquet copy.
+RANDOM_ACCESS_ONLY = ("ours_no_cache", "ours_on_slafdb", "parquet_duckdb", "parquet_pyarrow")
+RANDOM_ACCESS = (*READERS, *RANDOM_ACCESS_ONLY)
 NOT_LOADER = "n/a: not a loader"
 LOADERS_ONLY = {"scdataset": NOT_LOADER, "annbatch": NOT_LOADER}
+# What the random-access-only tools show in the other rows.
+OTHER_ROWS = {key: "n/a: random-access rows only" for key in RANDOM_ACCESS_ONLY}
 
 
 def scenarios(sel: dict) -> list[Scenario]:
@@ -322,13 +431,22 @@ def scenarios(sel: dict) -> list[Scenario]:
         The scenarios.
     """
     no_sql = "no SQL"
-    reads = {"snippet": SUBMATRIX, "tools": READERS, "marks": LOADERS_ONLY}
+    reads = {"snippet": SUBMATRIX, "tools": RANDOM_ACCESS, "marks": LOADERS_ONLY}
+    others = LOADERS_ONLY | OTHER_ROWS
     loader_marks = {
         "anndata_backed": "n/a: no loader (see scDataset)",
         "anndata_memory": "n/a: no loader",
         "soma": "n/a: loader not benchmarked",
         "annbatch": "not installable on Python 3.11 (needs ≥ 3.12)",
+        **OTHER_ROWS,
     }
+    read_how = (
+        "get_submatrix(cells, genes, format='csr') (ours, also on slafdb's copy: a scipy CSR, "
+        "as anndata returns), get_submatrix (slafdb: its long frame), X[cells, genes] "
+        "(anndata), X.read(coords) (SOMA), a filter on cell_integer_id (and gene_integer_id) "
+        "pruning row groups by their statistics (Parquet: pyarrow.dataset isin; DuckDB "
+        "semi-joins on read_parquet)"
+    )
     out = [
         Scenario(
             "convert",
@@ -341,7 +459,7 @@ def scenarios(sel: dict) -> list[Scenario]:
             marks={
                 "anndata_backed": "n/a: reads h5ad as is",
                 "anndata_memory": "n/a: reads h5ad as is",
-                **LOADERS_ONLY,
+                **others,
             },
             slow=True,
         ),
@@ -350,9 +468,11 @@ def scenarios(sel: dict) -> list[Scenario]:
             "open (obs/var ready)",
             "convert & open",
             "open the dataset until obs and var are loaded (slafdb: wait_for_metadata; "
-            "anndata: read_h5ad; SOMA: Experiment.open + counts); a fresh process per run",
+            "anndata: read_h5ad; SOMA: Experiment.open + counts; Parquet: cells.parquet and "
+            "genes.parquet read, expression.parquet's footer read by pyarrow.dataset or bound "
+            "in a DuckDB view); a fresh process per run",
             OPEN,
-            READERS,
+            RANDOM_ACCESS,
             marks=LOADERS_ONLY,
             fresh_each_rep=True,
         ),
@@ -364,7 +484,7 @@ def scenarios(sel: dict) -> list[Scenario]:
             "polars filter on obs (ours, slafdb), pandas on obs (anndata), value_filter (SOMA)",
             CELL_FILTER,
             READERS,
-            marks=LOADERS_ONLY,
+            marks=others,
         ),
         Scenario(
             "gene_filter",
@@ -374,7 +494,7 @@ def scenarios(sel: dict) -> list[Scenario]:
             "per-gene totals (SQL on genes), slafdb SQL GROUP BY over expression, anndata/SOMA "
             "sum X per gene (backed and SOMA streamed); bench_gene_major's runner",
             external={t: _gene_major("high_genes") for t in READERS},
-            marks=LOADERS_ONLY,
+            marks=others,
         ),
         Scenario(
             "sql_cells",
@@ -384,7 +504,7 @@ def scenarios(sel: dict) -> list[Scenario]:
             "SLAFArray.query (ours, slafdb), pandas groupby on obs (anndata); "
             "bench_python_layer's runner",
             external={t: _python_layer("metadata") for t in READERS[:4]},
-            marks={"soma": no_sql, **LOADERS_ONLY},
+            marks={"soma": no_sql, **others},
         ),
         Scenario(
             "sql_expression",
@@ -395,15 +515,14 @@ def scenarios(sel: dict) -> list[Scenario]:
             "SOMA; backed and SOMA streamed)",
             SQL_EXPRESSION,
             READERS,
-            marks=LOADERS_ONLY,
+            marks=others,
             params={"expression_sql": EXPRESSION_SQL},
         ),
         Scenario(
             "one_cell",
             "1 cell",
             "expression reads",
-            "one cell's stored values: get_submatrix (ours, slafdb), X[i] (anndata), "
-            "X.read(coords) (SOMA)",
+            f"one cell's stored values: {read_how}",
             **reads,
             params={"cells": [sel["cell"]], "genes": None},
         ),
@@ -414,7 +533,7 @@ def scenarios(sel: dict) -> list[Scenario]:
             "all values of 10 random genes: get_gene_expression (ours, slafdb), X[:, genes] "
             "(anndata), X.read(coords) (SOMA); bench_gene_major's runner",
             external={t: _gene_major("ten_genes") for t in READERS},
-            marks=LOADERS_ONLY,
+            marks=others,
         ),
         Scenario(
             "submatrix",
@@ -433,6 +552,27 @@ def scenarios(sel: dict) -> list[Scenario]:
             params={"cells": sel["cells1000"], "genes": None},
         ),
         Scenario(
+            "cells_10000",
+            f"{len(sel['cells10000']):,} random cells",
+            "expression reads",
+            f"all values of {len(sel['cells10000']):,} random cells (all cells when there are "
+            "fewer), as in one_cell",
+            **reads,
+            params={"cells": sel["cells10000"], "genes": None},
+        ),
+        Scenario(
+            "predicate_cells",
+            "type & donor → expression",
+            "expression reads",
+            f"the cells with cell_type '{sel['cell_type']}' and donor '{sel['donor']}' chosen "
+            "on obs (polars on obs: ours, slafdb; pandas: anndata; pyarrow.compute or DuckDB "
+            "SQL on cells.parquet read at open: Parquet; value_filter: SOMA), then all of their "
+            "values, read as in one_cell",
+            PREDICATE,
+            RANDOM_ACCESS,
+            marks=LOADERS_ONLY,
+        ),
+        Scenario(
             "pp",
             "pp recipe",
             "pipelines",
@@ -441,7 +581,7 @@ def scenarios(sel: dict) -> list[Scenario]:
             "memory (anndata in memory column); bench_pp's runner",
             external={"ours": _pp, "slafdb": _pp, "anndata_memory": _pp},
             marks={"anndata_backed": "n/a: scanpy needs X in memory", "soma": "n/a: no pp"}
-            | LOADERS_ONLY,
+            | others,
             slow=True,
         ),
     ]

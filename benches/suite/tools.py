@@ -1,5 +1,6 @@
 """The tools compared and how each is run: the interpreter it lives in, its environment, and
-the data it needs built (slafdb's virtual env, the gene-major copy, the TileDB-SOMA experiment).
+the data it needs built (slafdb's virtual env, the gene-major copy, the TileDB-SOMA experiment,
+the copy slafdb's converter writes, the Parquet copy).
 
 slafdb shares our import name ``slaf``, so it always runs in its own interpreter
 (``.venv-slafdb``) with ``PYTHONPATH`` stripped; every other tool runs in this interpreter with
@@ -98,7 +99,12 @@ def available_tools() -> list[Tool]:
     """
     here = Path(sys.executable)
     slafdb = SLAFDB_VENV / "bin" / "python"
-    tools = [Tool("ours", "ours (slaf)", here)]
+    # Ours on the copy slafdb writes: marked at run time when there is no copy (no slafdb).
+    tools = [
+        Tool("ours", "ours (slaf)", here),
+        Tool("ours_no_cache", "ours, cell cache off", here),
+        Tool("ours_on_slafdb", "ours on slafdb's copy", here),
+    ]
     if slafdb.exists() and _importable(slafdb, "slaf", slafdb=True):
         tools.append(Tool("slafdb", "slafdb 0.5.2", slafdb))
     else:
@@ -107,6 +113,8 @@ def available_tools() -> list[Tool]:
     tools.append(Tool("anndata_memory", "anndata in memory", here))
     for key, label, module in (
         ("soma", "TileDB-SOMA", "tiledbsoma"),
+        ("parquet_duckdb", "Parquet + DuckDB", "duckdb"),
+        ("parquet_pyarrow", "Parquet + pyarrow", "pyarrow.dataset"),
         ("scdataset", "scDataset", "scdataset"),
     ):
         ok = _importable(here, module)
@@ -263,3 +271,130 @@ def ensure_soma(h5ad: Path, python: Path) -> tuple[Path | None, float]:
     seconds = time.perf_counter() - t
     (out / ".done").write_text(f"{seconds}\n")
     return out, seconds
+
+
+# slafdb's converter, in its own interpreter; prints the seconds the conversion took.
+SLAFDB_CONVERTER = r"""
+import sys, time, logging
+logging.disable(logging.CRITICAL)
+from slaf.data import SLAFConverter
+t = time.perf_counter()
+SLAFConverter(chunked=True).convert(sys.argv[1], sys.argv[2])
+print(time.perf_counter() - t)
+"""
+
+
+def _bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def ensure_slafdb_copy(h5ad: Path) -> tuple[Path | None, dict]:
+    """The h5ad converted by slafdb 0.5.2's ``SLAFConverter(chunked=True)`` (once, next to it),
+    for ours to read a dataset slafdb wrote.
+
+    Parameters
+    ----------
+    h5ad
+        The generated data as h5ad.
+
+    Returns
+    -------
+    tuple
+        The copy (None when ``.venv-slafdb`` is missing: nothing is installed here) and how it
+        was made: ``convert_s`` (slafdb's conversion, measured when it was written) and
+        ``bytes`` on disk.
+    """
+    out = h5ad.with_suffix(".slafdb.slaf")
+    done = out / ".done"
+    if done.exists():
+        return out, json.loads(done.read_text())
+    python = SLAFDB_VENV / "bin" / "python"
+    if not (python.exists() and _importable(python, "slaf", slafdb=True)):
+        return None, {}
+    if out.exists():
+        shutil.rmtree(out)
+    print(f"converting {h5ad.name} with slafdb 0.5.2 (first run only) ...", flush=True)
+    converted = subprocess.run(
+        [python, "-c", SLAFDB_CONVERTER, str(h5ad), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=_env(slafdb=True),
+    )
+    info = {
+        "written_by": "slafdb 0.5.2 SLAFConverter(chunked=True)",
+        "convert_s": round(float(converted.stdout.split()[-1]), 3),
+        "bytes": _bytes(out),
+    }
+    done.write_text(json.dumps(info) + "\n")
+    return out, info
+
+
+# The obs/var columns of the Parquet copy: the slaf_* statistics and start indices are ours.
+_PARQUET_COLUMNS = {
+    "cells": [
+        "cell_id",
+        "cell_integer_id",
+        "cell_type",
+        "donor_id",
+        "n_genes_by_counts",
+        "total_counts",
+    ],
+    "genes": ["gene_id", "gene_integer_id", "gene_symbol", "mt", "highly_variable"],
+}
+
+
+def ensure_parquet(dataset: Path) -> tuple[Path, dict]:
+    """The dataset's tables as Parquet (once, next to it): ``expression.parquet`` (columns
+    cell_integer_id, gene_integer_id, value, rows as stored, i.e. sorted by cell),
+    ``cells.parquet`` and ``genes.parquet``, written by ``pyarrow.parquet.write_table`` with
+    its defaults (row groups of up to 1,048,576 rows, snappy, min/max statistics per row group).
+
+    Parameters
+    ----------
+    dataset
+        Our dataset (its expression, cells and genes tables are copied).
+
+    Returns
+    -------
+    tuple
+        The folder and how it was made: ``write_s`` (reading the Lance tables and writing the
+        files, measured when they were written), ``bytes`` and ``expression_bytes`` on disk,
+        ``row_groups``, ``rows``, ``sorted_by_cell`` and the pyarrow version.
+    """
+    import lance
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stem = dataset.name.split(".")[0]
+    out = dataset.with_name(stem + ".parquet")
+    done = out / "done.json"
+    if done.exists():
+        return out, json.loads(done.read_text())
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    print(f"writing {out.name} (Parquet copy, first run only) ...", flush=True)
+    t = time.perf_counter()
+    expression = lance.dataset(str(dataset / "expression.lance")).to_table(
+        columns=["cell_integer_id", "gene_integer_id", "value"]
+    )
+    pq.write_table(expression, out / "expression.parquet")
+    for name, columns in _PARQUET_COLUMNS.items():
+        table = lance.dataset(str(dataset / f"{name}.lance")).to_table(columns=columns)
+        pq.write_table(table.sort_by(columns[1]), out / f"{name}.parquet")
+    seconds = time.perf_counter() - t
+    cells = expression.column("cell_integer_id").to_numpy()
+    metadata = pq.ParquetFile(out / "expression.parquet").metadata
+    info = {
+        "written_by": f"pyarrow {pa.__version__} parquet.write_table (defaults)",
+        "write_s": round(seconds, 3),
+        "bytes": _bytes(out),
+        "expression_bytes": (out / "expression.parquet").stat().st_size,
+        "rows": metadata.num_rows,
+        "row_groups": metadata.num_row_groups,
+        "sorted_by_cell": bool(np.all(cells[1:] >= cells[:-1])),
+    }
+    done.write_text(json.dumps(info) + "\n")
+    return out, info

@@ -24,12 +24,28 @@ SCENARIOS = [
     "ten_genes",
     "submatrix",
     "cells_1000",
+    "cells_10000",
+    "predicate_cells",
     "pp",
     "loader_raw",
     "loader_geneformer",
     "loader_scgpt",
 ]
-TOOLS = ["ours", "slafdb", "anndata_backed", "anndata_memory", "soma", "scdataset", "annbatch"]
+TOOLS = [
+    "ours",
+    "ours_no_cache",
+    "ours_on_slafdb",
+    "slafdb",
+    "anndata_backed",
+    "anndata_memory",
+    "soma",
+    "parquet_duckdb",
+    "parquet_pyarrow",
+    "scdataset",
+    "annbatch",
+]
+# The rows of issue #18, where ours on slafdb's copy and the Parquet readers run too.
+RANDOM_ACCESS = ["open", "one_cell", "submatrix", "cells_1000", "cells_10000", "predicate_cells"]
 
 
 def test_quick_suite_writes_a_complete_record(tmp_path: Path) -> None:
@@ -56,6 +72,7 @@ def test_quick_suite_writes_a_complete_record(tmp_path: Path) -> None:
     assert record["versions"]["slaf_commit"]
     # The build ours came from is recorded, and a dev build is called out on stderr.
     assert record["versions"]["slaf_build"] == slaf._native.BUILD_PROFILE
+    assert record["versions"]["slaf_io_uring"] == slaf._native.io_uring_reads()
     assert ("warning: ours is a debug build" in done.stderr) == (
         slaf._native.BUILD_PROFILE == "debug"
     )
@@ -78,6 +95,18 @@ def test_quick_suite_writes_a_complete_record(tmp_path: Path) -> None:
         assert results["annbatch"]["status"] == "marked"
         if slafdb_missing:
             assert results["slafdb"]["note"] == "not installed"
+        # pyarrow and duckdb are dependencies of the dev environment: their rows must run.
+        for tool in ("parquet_duckdb", "parquet_pyarrow", "ours_no_cache", "ours_on_slafdb"):
+            if tool == "ours_on_slafdb" and slafdb_missing:
+                continue
+            ran = results[tool]["status"] == "ran"
+            assert ran == (scenario["key"] in RANDOM_ACCESS), (scenario["key"], tool)
+
+    # The Parquet copy's size and write time are recorded (and slafdb's copy's, when made).
+    parquet = record["preparation"]["parquet"]
+    assert parquet["bytes"] > 0 and parquet["write_s"] > 0 and parquet["sorted_by_cell"]
+    if not slafdb_missing:
+        assert record["preparation"]["slafdb_copy"]["convert_s"] > 0
 
     png = record_path.with_suffix(".png").read_bytes()
     assert png.startswith(b"\x89PNG")
