@@ -8,8 +8,8 @@
 //!
 //! Entries are whole cells, weighed by their bytes; the size is settable per dataset and 0
 //! turns the cache off. The cache is quick_cache's (CLOCK-Pro eviction), which Lance uses too:
-//! moka, tried first, took 25 µs per insert (290 ms to keep 10,000 cells), more than reading
-//! them.
+//! moka, tried first, added 290 ms to a read of 10,000 cells (100,000 × 20,000) by keeping
+//! them, against 70 ms with quick_cache, most of it the copy.
 
 use std::sync::Arc;
 
@@ -99,6 +99,7 @@ impl CellCache {
         let mut offsets = Vec::with_capacity(cells.len() + 1);
         let mut genes = Vec::with_capacity(total);
         let mut values = read_rows.values.empty_like();
+        values.reserve(total);
         offsets.push(0);
         let mut next_read = 0;
         for hit in &cached {
@@ -192,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_larger_than_half_the_cache_are_not_kept() {
+    fn reads_larger_than_an_eighth_of_the_cache_are_not_kept() {
         let cache = CellCache::new(64);
         let reads = Cell::new(0);
         let read = |cells: Vec<u32>| {

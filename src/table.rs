@@ -1,14 +1,15 @@
 //! One Lance table of a dataset: opening it, whole-table scans, and reads of row ranges that go
 //! straight to the fragments that hold them (in parallel), never through a full scan.
 
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema as ArrowSchema};
 use futures::{StreamExt, TryStreamExt};
 use lance::dataset::builder::DatasetBuilder;
-use lance::dataset::fragment::{FileFragment, FragReadConfig};
+use lance::dataset::fragment::{FileFragment, FragReadConfig, FragmentReader};
 
 use crate::error::{Error, Result, StorageContext};
 use crate::local_io;
@@ -39,6 +40,9 @@ pub struct Table {
     num_rows: u64,
     /// Columns kept for filters evaluated in memory (small tables only).
     filter_columns: ColumnCache,
+    /// Fragment readers opened by range reads, by fragment position and projected field ids:
+    /// opening one costs more than reading a cell's rows through it, so each is opened once.
+    readers: Mutex<HashMap<(usize, Vec<i32>), Arc<FragmentReader>>>,
 }
 
 impl Table {
@@ -117,6 +121,7 @@ impl Table {
             fragments,
             num_rows: start,
             filter_columns: ColumnCache::default(),
+            readers: Mutex::default(),
         })
     }
 
@@ -326,7 +331,7 @@ impl Table {
         }
         let mut jobs = Vec::new();
         let mut next = 0usize;
-        for span in &self.fragments {
+        for (position, span) in self.fragments.iter().enumerate() {
             let (frag_start, frag_end) = (span.start, span.start + span.rows);
             let mut local = Vec::new();
             while next < ranges.len() && ranges[next].start < frag_end {
@@ -342,12 +347,14 @@ impl Table {
                 }
             }
             if !local.is_empty() {
-                jobs.push((span, local));
+                jobs.push((position, span, local));
             }
         }
         let projection = &projection;
         let per_fragment: Vec<Vec<RecordBatch>> = futures::stream::iter(jobs)
-            .map(|(span, local)| self.read_fragment_ranges(span, local, projection))
+            .map(|(position, span, local)| {
+                self.read_fragment_ranges(position, span, local, projection)
+            })
             .buffered(FRAGMENT_CONCURRENCY)
             .try_collect()
             .await?;
@@ -356,6 +363,7 @@ impl Table {
 
     async fn read_fragment_ranges(
         &self,
+        position: usize,
         span: &FragmentSpan,
         local: Vec<Range<u64>>,
         projection: &lance::datatypes::Schema,
@@ -381,11 +389,7 @@ impl Table {
                 .context(context)?;
             return Ok(vec![batch]);
         }
-        let reader = span
-            .fragment
-            .open(projection, FragReadConfig::default())
-            .await
-            .context(context)?;
+        let reader = self.fragment_reader(position, span, projection).await?;
         let stream = reader
             .read_ranges(local.into(), READ_BATCH_ROWS)
             .await
@@ -395,6 +399,41 @@ impl Table {
             .try_collect()
             .await
             .context(context)
+    }
+
+    /// The reader of fragment `position` for `projection`, opened on first use.
+    async fn fragment_reader(
+        &self,
+        position: usize,
+        span: &FragmentSpan,
+        projection: &lance::datatypes::Schema,
+    ) -> Result<Arc<FragmentReader>> {
+        let key = (position, projection.field_ids());
+        let cached = self.lock_readers().get(&key).cloned();
+        if let Some(reader) = cached {
+            return Ok(reader);
+        }
+        let reader = span
+            .fragment
+            .open(projection, FragReadConfig::default())
+            .await
+            .context(|| {
+                format!(
+                    "opening fragment {} of table '{}' at {}",
+                    span.fragment.id(),
+                    self.role,
+                    self.uri
+                )
+            })?;
+        let reader = Arc::new(reader);
+        self.lock_readers().insert(key, reader.clone());
+        Ok(reader)
+    }
+
+    fn lock_readers(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(usize, Vec<i32>), Arc<FragmentReader>>> {
+        self.readers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Reads single rows at sorted logical `offsets`.
