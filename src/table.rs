@@ -42,8 +42,11 @@ pub struct Table {
     filter_columns: ColumnCache,
     /// Fragment readers opened by range reads, by fragment position and projected field ids:
     /// opening one costs more than reading a cell's rows through it, so each is opened once.
-    readers: Mutex<HashMap<(usize, Vec<i32>), Arc<FragmentReader>>>,
+    readers: Mutex<OpenReaders>,
 }
+
+/// Opened fragment readers by (fragment position, projected field ids).
+type OpenReaders = HashMap<(usize, Vec<i32>), Arc<FragmentReader>>;
 
 impl Table {
     /// Opens the table `role` (e.g. `"cells"`) stored at `relative` under the dataset root, at
@@ -430,9 +433,7 @@ impl Table {
         Ok(reader)
     }
 
-    fn lock_readers(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(usize, Vec<i32>), Arc<FragmentReader>>> {
+    fn lock_readers(&self) -> std::sync::MutexGuard<'_, OpenReaders> {
         self.readers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
