@@ -392,7 +392,9 @@ impl Table {
                 .context(context)?;
             return Ok(vec![batch]);
         }
-        let reader = self.fragment_reader(position, span, projection).await?;
+        let reader = self
+            .fragment_reader(position, span, projection, context)
+            .await?;
         let stream = reader
             .read_ranges(local.into(), READ_BATCH_ROWS)
             .await
@@ -404,12 +406,14 @@ impl Table {
             .context(context)
     }
 
-    /// The reader of fragment `position` for `projection`, opened on first use.
+    /// The reader of fragment `position` for `projection`, opened on first use (`context`
+    /// names the read an error belongs to).
     async fn fragment_reader(
         &self,
         position: usize,
         span: &FragmentSpan,
         projection: &lance::datatypes::Schema,
+        context: impl FnOnce() -> String,
     ) -> Result<Arc<FragmentReader>> {
         let key = (position, projection.field_ids());
         let cached = self.lock_readers().get(&key).cloned();
@@ -420,14 +424,7 @@ impl Table {
             .fragment
             .open(projection, FragReadConfig::default())
             .await
-            .context(|| {
-                format!(
-                    "opening fragment {} of table '{}' at {}",
-                    span.fragment.id(),
-                    self.role,
-                    self.uri
-                )
-            })?;
+            .context(context)?;
         let reader = Arc::new(reader);
         self.lock_readers().insert(key, reader.clone());
         Ok(reader)
