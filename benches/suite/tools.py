@@ -99,10 +99,10 @@ def available_tools() -> list[Tool]:
     """
     here = Path(sys.executable)
     slafdb = SLAFDB_VENV / "bin" / "python"
-    # Ours on the copy slafdb writes: marked at run time when there is no copy (no slafdb).
     tools = [
         Tool("ours", "ours (slaf)", here),
         Tool("ours_no_cache", "ours, cell cache off", here),
+        # Marked at run time when there is no copy (no slafdb to write it).
         Tool("ours_on_slafdb", "ours on slafdb's copy", here),
     ]
     if slafdb.exists() and _importable(slafdb, "slaf", slafdb=True):

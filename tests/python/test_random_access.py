@@ -91,6 +91,9 @@ def test_cache_size_is_checked_and_kept(stored: tuple[str, sp.csr_matrix]) -> No
         array.cell_cache_bytes = -1
     with pytest.raises(TypeError, match="must be an int"):
         array.cell_cache_bytes = "1GB"  # type: ignore[assignment]
+    with pytest.raises(OverflowError):
+        array.cell_cache_bytes = 1 << 70
+    assert array.cell_cache_bytes == 0  # a refused size leaves the cache as it was
     assert SLAFArray(stored[0]).cell_cache_bytes == 256 << 20
 
 
